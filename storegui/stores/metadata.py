@@ -1,0 +1,104 @@
+"""Metadata rules: JSON-compatible dictionaries, always copied in and out.
+
+Stores keep metadata as canonical JSON text. Encoding on the way in both
+validates and copies what the caller gave; decoding on the way out gives
+every caller a fresh dictionary to mutate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import InvalidMetadataError
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_decode = json.JSONDecoder().decode
+
+
+def _explain(value: Any, path: str = "metadata", depth: int = 0) -> str | None:
+    """Find the first part of ``value`` that JSON cannot hold, for the error message."""
+    if depth > 200:
+        return f"{path} is nested too deeply"
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value!r}, not a finite number"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path} has a non-string name {k!r}"
+            found = _explain(v, f"{path}[{k!r}]", depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _explain(v, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+        return None
+    return f"{path} holds a {type(value).__name__} ({value!r:.60}), which is not JSON"
+
+
+def encode_metadata(metadata: Any, key: str | None = None) -> str:
+    """Validate ``metadata`` and return it as canonical JSON text.
+
+    Raises
+    ------
+    InvalidMetadataError
+        If it is not a dict with string names and JSON values (finite numbers,
+        strings, booleans, None, lists, dicts).
+    """
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadataError(
+            f"metadata must be a dictionary, not {type(metadata).__name__}", key
+        )
+    try:
+        return _encoder.encode(dict(metadata))
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = _explain(metadata) or str(exc)
+        raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key) from None
+
+
+def decode_metadata(text: str) -> dict:
+    """A fresh dictionary from stored JSON text."""
+    return _decode(text)
+
+
+def copy_metadata(metadata: Any, key: str | None = None) -> dict:
+    """A validated deep copy of ``metadata``."""
+    return _decode(encode_metadata(metadata, key))
+
+
+def select_fields(metadata: dict, select: Iterable[str] | None) -> dict:
+    """Only the ``select`` fields of ``metadata`` (all when ``select`` is None)."""
+    if select is None:
+        return metadata
+    return {name: metadata[name] for name in select if name in metadata}
+
+
+def matches(metadata: Mapping, criteria: Mapping) -> bool:
+    """Whether every ``criteria`` field is present in ``metadata`` with an equal value.
+
+    Equality is JSON equality: ``1 == 1.0`` but ``True != 1``.
+    """
+    for name, wanted in criteria.items():
+        if name not in metadata:
+            return False
+        if not json_equal(metadata[name], wanted):
+            return False
+    return True
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality that keeps booleans apart from numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return a == b

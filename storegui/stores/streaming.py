@@ -1,0 +1,249 @@
+"""Streaming copies with progress, cancellation and digests.
+
+Shared by push, pull, import and export: data moves in chunks (bounded
+memory), progress goes to a callback, another thread can cancel through a
+:class:`CancelToken`, and a cancelled or failing copy raises inside the
+destination's atomic write, so no partial key is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from .errors import InvalidDataError, TransferCancelled
+
+DEFAULT_BUFFER_SIZE = 1 << 20
+
+Progress = Callable[[int, "int | None"], None]
+"""``progress(done, total)``: bytes done so far and the total (None if unknown)."""
+
+
+class CancelToken:
+    """A flag another thread sets to stop a transfer between chunks."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the transfer to stop at its next chunk."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether cancel() was called."""
+        return self._event.is_set()
+
+    def check(self, key: str | None = None) -> None:
+        """Raise :class:`TransferCancelled` if cancel() was called."""
+        if self._event.is_set():
+            raise TransferCancelled(
+                f"transfer of {key!r} was cancelled" if key else "transfer was cancelled", key
+            )
+
+
+def check_readable(data: Any, key: str | None = None) -> None:
+    """Raise :class:`InvalidDataError` unless ``data`` is a readable binary stream."""
+    read = getattr(data, "read", None)
+    if not callable(read):
+        hint = " (use from_bytes for bytes)" if isinstance(data, bytes | bytearray) else ""
+        raise InvalidDataError(
+            f"data must be a readable binary file-like object, not {type(data).__name__}{hint}",
+            key,
+        )
+    if isinstance(data, io.TextIOBase):
+        raise InvalidDataError("data must be a binary stream, not a text stream", key)
+    readable = getattr(data, "readable", None)
+    if callable(readable):
+        try:
+            ok = readable()
+        except ValueError as exc:  # closed file
+            raise InvalidDataError(f"data stream cannot be read: {exc}", key) from None
+        if not ok:
+            raise InvalidDataError("data stream is not open for reading", key)
+
+
+class ProgressReader(io.RawIOBase):
+    """Wraps a binary stream: counts bytes, reports progress, checks cancel, hashes.
+
+    Reading raises :class:`TransferCancelled` once the token is cancelled, so
+    a store writing from this reader aborts its atomic write.
+
+    Parameters
+    ----------
+    stream : binary file-like
+        The source.
+    total : int, optional
+        Expected size, passed to ``progress``.
+    progress : callable, optional
+        ``progress(done, total)`` after every chunk.
+    cancel : CancelToken, optional
+    digest : str, optional
+        A hashlib algorithm name (e.g. "sha256") to compute while reading.
+    key : str, optional
+        For error messages.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        total: int | None = None,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+        digest: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.raw_stream = stream
+        self.total = total
+        self.done = 0
+        self._progress = progress
+        self._cancel = cancel
+        self._hash = hashlib.new(digest) if digest else None
+        self._key = key
+
+    @property
+    def hexdigest(self) -> str | None:
+        """The digest of everything read so far (None if no digest was asked for)."""
+        return self._hash.hexdigest() if self._hash is not None else None
+
+    def readable(self) -> bool:
+        return True
+
+    def _account(self, chunk: Any) -> None:
+        n = len(chunk)
+        if n:
+            self.done += n
+            if self._hash is not None:
+                self._hash.update(chunk)
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+    def readinto(self, buffer: Any) -> int:
+        if self._cancel is not None:
+            self._cancel.check(self._key)
+        readinto = getattr(self.raw_stream, "readinto", None)
+        view = memoryview(buffer).cast("B")
+        if readinto is not None:
+            n = readinto(view) or 0
+        else:
+            data = self.raw_stream.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self._account(view[:n])
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancel is not None:
+            self._cancel.check(self._key)
+        data = self.raw_stream.read(size if size is not None else -1)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidDataError("data stream returned text, not bytes", self._key)
+        self._account(data)
+        return bytes(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw_stream.close()
+        super().close()
+
+
+def copy_stream(
+    src: BinaryIO,
+    dst: Any,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    total: int | None = None,
+    key: str | None = None,
+) -> int:
+    """Copy ``src`` to ``dst`` (anything with ``write``) in chunks; return bytes copied.
+
+    Raises :class:`TransferCancelled` between chunks once ``cancel`` is set;
+    what was written to ``dst`` up to then is the caller's to discard.
+    """
+    buf = bytearray(max(1, buffer_size))
+    view = memoryview(buf)
+    readinto = getattr(src, "readinto", None)
+    done = 0
+    while True:
+        if cancel is not None:
+            cancel.check(key)
+        if readinto is not None:
+            n = readinto(view)
+            if not n:
+                break
+            dst.write(view[:n])
+        else:
+            chunk = src.read(buffer_size)
+            if not chunk:
+                break
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise InvalidDataError("data stream returned text, not bytes", key)
+            n = len(chunk)
+            dst.write(chunk)
+        done += n
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What a store-to-store copy moved."""
+
+    size: int
+    digest: str | None
+
+
+def copy_value(
+    src_store: Any,
+    src_key: str,
+    dst_store: Any,
+    dst_key: str,
+    *,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    digest: str | None = None,
+    metadata: dict | None = None,
+) -> CopyResult:
+    """Stream ``src_store[src_key]`` (data and metadata) into ``dst_store[dst_key]``.
+
+    The destination write is atomic: on cancel or error it raises and
+    ``dst_key`` keeps whatever it held before. After the write the sizes are
+    checked (source's claimed size, bytes read, destination's size); a
+    mismatch raises :class:`~storegui.stores.errors.VerificationError` after
+    the caller's copy has been written, so callers that must not keep a bad
+    copy (push) check the result before deleting anything.
+    """
+    from .errors import VerificationError
+
+    value = src_store.get(src_key)
+    with value.data as stream:
+        reader = ProgressReader(stream, value.size, progress, cancel, digest, src_key)
+        md = value.metadata if metadata is None else metadata
+        dst_store.set(dst_key, (reader, md), buffer_size=buffer_size)
+    if value.size is not None and reader.done != value.size:
+        raise VerificationError(
+            f"copy of {src_key!r} read {reader.done} bytes but the source said {value.size}",
+            src_key,
+            src_store,
+        )
+    dst_size = dst_store.stat(dst_key).size
+    if dst_size is not None and dst_size != reader.done:
+        raise VerificationError(
+            f"copy of {src_key!r} to {dst_key!r} has {dst_size} bytes, expected {reader.done}",
+            dst_key,
+            dst_store,
+        )
+    return CopyResult(reader.done, reader.hexdigest)
