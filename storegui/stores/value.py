@@ -16,13 +16,16 @@ class Entry:
 
     ``key`` is the full key, or for a folder the full prefix ending with the
     delimiter. ``size`` and ``modified`` are known for keys where the listing
-    gives them cheaply, else None.
+    gives them cheaply, else None. ``origin`` is set by a MountedStore:
+    ``"local"``, ``"shadowing"`` or ``"remote"`` (for a folder: where its
+    keys are, ``"shadowing"`` meaning both stores have keys under it).
     """
 
     key: str
     is_dir: bool
     size: int | None = None
     modified: float | None = None
+    origin: str | None = None
 
     @property
     def name(self) -> str:
