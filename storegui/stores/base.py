@@ -301,7 +301,9 @@ class Store:
         select = list(select) if select is not None else None
         return (self.get_metadata(key, select) for key in list(keys))
 
-    def query(self, select: Iterable[str] | None = None, **kwargs: Any) -> Iterator[tuple[str, dict]]:
+    def query(
+        self, select: Iterable[str] | None = None, **kwargs: Any
+    ) -> Iterator[tuple[str, dict]]:
         """``(key, metadata)`` for every key whose metadata has all ``kwargs`` as values.
 
         With no ``kwargs``, every key. ``select`` limits the returned fields.
@@ -352,7 +354,9 @@ class Store:
                     continue
         return iter(sorted(seen.values(), key=lambda e: e.key))
 
-    def to_file(self, key: str, path: str | os.PathLike, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def to_file(
+        self, key: str, path: str | os.PathLike, buffer_size: int = DEFAULT_BUFFER_SIZE
+    ) -> None:
         """Write ``key``'s data to the file ``path`` (atomically: temp file + rename)."""
         path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(path))
@@ -397,7 +401,8 @@ class Store:
             def step(done: int, size: int | None) -> None:
                 emit(ev.StoreProgressStepEvent(self, key, done, size))
 
-            reader = ProgressReader(data, total, step if self.event_dispatcher.has_listeners() else None, key=key)
+            listening = self.event_dispatcher.has_listeners()
+            reader = ProgressReader(data, total, step if listening else None, key=key)
             try:
                 self._remember(key)
                 self._put(key, reader, metadata_text, buffer_size)
@@ -406,7 +411,10 @@ class Store:
                 raise
             emit(ev.StoreProgressEndEvent(self, key, reader.done, True))
         if self.event_dispatcher.has_listeners() or self._txn is not None:
-            md = decode_metadata(metadata_text) if metadata_text is not None else self.get_metadata(key)
+            if metadata_text is not None:
+                md = decode_metadata(metadata_text)
+            else:
+                md = self.get_metadata(key)
             self._emit(ev.StoreSetEvent(self, key, md))
 
     def set(self, key: str, value: Value | tuple, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:

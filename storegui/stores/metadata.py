@@ -57,10 +57,24 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
             f"metadata must be a dictionary, not {type(metadata).__name__}", key
         )
     try:
-        return _encoder.encode(dict(metadata))
+        text = _encoder.encode(dict(metadata))
+        # The encoder turns non-string names (1, True, None) into strings
+        # silently; that would not read back equal, so refuse them.
+        ok = _names_are_strings(metadata)
     except (TypeError, ValueError, RecursionError) as exc:
         reason = _explain(metadata) or str(exc)
         raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key) from None
+    if not ok:
+        raise InvalidMetadataError(f"metadata cannot be stored: {_explain(metadata)}", key)
+    return text
+
+
+def _names_are_strings(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _names_are_strings(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_names_are_strings(v) for v in value)
+    return True
 
 
 def decode_metadata(text: str) -> dict:

@@ -1,0 +1,88 @@
+"""Every store the contract suite runs against.
+
+Each parameter builds a fresh, empty store on ``tmp_path`` and says under
+which prefix the suite may write (a MountedStore with mount point "a/b/" is
+only writable there).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Subject:
+    """The store under test and the prefix its writable keys live under."""
+
+    store: Any
+    prefix: str = ""
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+
+def _cls(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(f"storegui.stores.{module}"), name)
+    except ImportError as exc:  # a store still being written
+        pytest.skip(f"storegui.stores.{module} not available: {exc}")
+
+
+def memory(tmp: Path) -> Any:
+    return _cls("memory", "MemoryStore")()
+
+
+def filesystem(tmp: Path) -> Any:
+    return _cls("filesystem", "FileSystemStore")(tmp / "fs")
+
+
+def sqlite_file(tmp: Path) -> Any:
+    return _cls("sqlite", "SqliteStore")(str(tmp / "store.db"))
+
+
+def sqlite_memory(tmp: Path) -> Any:
+    return _cls("sqlite", "SqliteStore")(":memory:")
+
+
+def mounted(mount: Callable, backing: Callable, mount_point: str) -> Callable:
+    def build(tmp: Path) -> Subject:
+        mount_dir, backing_dir = tmp / "mount", tmp / "backing"
+        mount_dir.mkdir()
+        backing_dir.mkdir()
+        cls = _cls("mounted", "MountedStore")
+        return Subject(cls(mount_point, mount(mount_dir), backing(backing_dir)), mount_point)
+
+    return build
+
+
+FACTORIES: dict[str, Callable[[Path], Any]] = {
+    "memory": memory,
+    "filesystem": filesystem,
+    "sqlite-file": sqlite_file,
+    "sqlite-memory": sqlite_memory,
+    "mounted-memory-memory-root": mounted(memory, memory, ""),
+    "mounted-memory-memory-ab": mounted(memory, memory, "a/b/"),
+    "mounted-sqlite-filesystem-root": mounted(sqlite_file, filesystem, ""),
+    "mounted-sqlite-filesystem-ab": mounted(sqlite_file, filesystem, "a/b/"),
+    "mounted-filesystem-sqlite-ab": mounted(filesystem, sqlite_file, "a/b/"),
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def subject(request, tmp_path) -> Subject:
+    built = FACTORIES[request.param](tmp_path)
+    subj = built if isinstance(built, Subject) else Subject(built)
+    subj.store.connect()
+    yield subj
+    subj.store.disconnect()
+
+
+@pytest.fixture
+def store(subject):
+    return subject.store
