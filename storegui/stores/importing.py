@@ -1,0 +1,178 @@
+"""Importing local files as keys, shared by ``storegui put`` and drag and drop.
+
+An imported key gets the file's data and metadata describing it:
+
+=============  ==========================================================
+``filename``   the file's name (last path part)
+``size``       bytes stored
+``mtime``      the file's modification time (epoch seconds, float)
+``media_type`` guessed from the name (``mimetypes``), e.g. ``text/plain``
+``sha256``     hex digest of the data, computed while it streams in
+=============  ==========================================================
+
+The data streams in (bounded memory) with progress and cancel. The digest is
+only known once the stream ends, so the value is written and its digest then
+added inside one transaction: a failure or cancel at either step leaves no
+key behind (or the previous value, if the key existed).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import StoreError
+from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, ProgressReader
+
+DIGEST = "sha256"
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+# mimetypes reports "x.tar.gz" as a tar file with gzip encoding; the bytes
+# stored are the compressed file, so name the compression's own type.
+_ENCODING_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "compress": "application/x-compress",
+    "br": "application/x-brotli",
+}
+
+# Facts about the stored bytes: measured while streaming, never taken from the caller.
+_MEASURED = ("size", DIGEST)
+
+
+def media_type(name: str) -> str:
+    """The media type of a file called ``name`` (``application/octet-stream`` if unknown)."""
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    if encoding:
+        return _ENCODING_TYPES.get(encoding, DEFAULT_MEDIA_TYPE)
+    return guessed or DEFAULT_MEDIA_TYPE
+
+
+def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """``filename``, ``size``, ``mtime`` and ``media_type`` of the file at ``path``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be examined.
+    """
+    path = Path(path)
+    st = path.stat()
+    return {
+        "filename": path.name,
+        "size": st.st_size,
+        "mtime": st.st_mtime,
+        "media_type": media_type(path.name),
+    }
+
+
+def import_stream(
+    store: Any,
+    key: str,
+    stream: BinaryIO,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    total: int | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> dict[str, Any]:
+    """Store the binary ``stream`` as ``key`` with ``metadata`` plus its size and sha256.
+
+    Returns the metadata the key now has. ``progress(done, total)`` is called
+    with bytes; setting ``cancel`` stops the import.
+
+    Raises
+    ------
+    TransferCancelled
+        ``cancel`` was set; the key is as it was before.
+    StoreError
+        The store refused the write (read-only, invalid key or metadata);
+        the key is as it was before.
+    """
+    md = {k: v for k, v in dict(metadata or {}).items() if k not in _MEASURED}
+    if total is not None:
+        md["size"] = total
+    reader = ProgressReader(stream, total, progress, cancel, DIGEST, key)
+    with store.transaction(f"import {key}"):
+        store.set(key, (reader, md), buffer_size=buffer_size)
+        measured = {"size": reader.done, DIGEST: reader.hexdigest}
+        store.update_metadata(key, measured)
+    md.update(measured)
+    return md
+
+
+def import_file(
+    store: Any,
+    key: str,
+    path: str | os.PathLike,
+    *,
+    extra_metadata: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> dict[str, Any]:
+    """Store the file at ``path`` as ``key``; return the metadata written.
+
+    The metadata is :func:`file_metadata` of the file, updated with
+    ``extra_metadata`` (which may replace ``filename``, ``mtime`` or
+    ``media_type``), plus ``size`` and ``sha256`` of the bytes actually stored.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read (missing, a folder, no permission).
+    TransferCancelled, StoreError
+        As for :func:`import_stream`; the key is as it was before.
+    """
+    with open(path, "rb") as f:
+        md = file_metadata(path)
+        total = md["size"]
+        md.update(extra_metadata or {})
+        return import_stream(store, key, f, md, total=total, progress=progress,
+                             cancel=cancel, buffer_size=buffer_size)
+
+
+def plan_import(prefix: str, paths: Iterable[str | os.PathLike]) -> list[tuple[str, Path]]:
+    """The ``(key, file)`` pairs that importing ``paths`` under ``prefix`` creates.
+
+    A file becomes ``prefix + its name``; a folder brings every file inside
+    it, keyed by ``prefix + folder name + "/" + relative path`` (``/``
+    separated on every platform). Hidden files are included; symlinks to
+    folders are not followed (so a link loop cannot recurse forever).
+    ``prefix`` is used as given: pass ``""`` or a prefix ending with ``/``.
+
+    Raises
+    ------
+    StoreError
+        If a path does not exist, or two paths would give the same key.
+    """
+    plan: list[tuple[str, Path]] = []
+    seen: dict[str, Path] = {}
+
+    def add(key: str, file: Path) -> None:
+        if key in seen:
+            raise StoreError(f"{str(seen[key])!r} and {str(file)!r} would both become key {key!r}",
+                             key)
+        seen[key] = file
+        plan.append((key, file))
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            base = path.resolve().name or path.name
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                rel = Path(root).relative_to(path)
+                for name in sorted(files):
+                    parts = [base, *rel.parts, name] if rel.parts else [base, name]
+                    add(prefix + "/".join(parts), Path(root) / name)
+        elif path.exists():
+            add(prefix + path.name, path)
+        else:
+            raise StoreError(f"cannot import {str(path)!r}: no such file or folder")
+    return plan
