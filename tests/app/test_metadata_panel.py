@@ -1,0 +1,352 @@
+"""The metadata panel over a real MountedStore: load, edit, validate, apply, revert."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLineEdit, QPlainTextEdit
+
+from storegui.app.metadata_panel import HINT, MetadataPanel
+from storegui.app.metadata_table import NAME, TYPE, VALUE
+from storegui.app.value_types import ValueType
+from storegui.stores import MemoryStore, MountedStore
+
+METADATA = {
+    "title": "Survey", "count": 12, "ratio": 0.75, "approved": True, "reviewer": None,
+    "tags": ["soil", "north"], "location": {"lat": 51.5}, "samples": 2**70,
+}
+
+
+class RecordingStore(MemoryStore):
+    """A MemoryStore that notes the thread of every read and write, and can hold one key's reads.
+
+    ``hold(key)`` makes reads of ``key`` wait until ``release()``: a slow store, for real.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+        self.held: str | None = None
+        self.gate = threading.Event()
+        self.passed_gate = threading.Event()
+
+    def hold(self, key: str) -> None:
+        self.held = key
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def _note(self, key: str) -> None:
+        self.threads.add(threading.get_ident())
+        if key == self.held:
+            self.gate.wait(10)
+            self.passed_gate.set()
+
+    def _get(self, key):
+        self._note(key)
+        return super()._get(key)
+
+    def _stat(self, key):
+        self._note(key)
+        return super()._stat(key)
+
+    def _exists(self, key):
+        self._note(key)
+        return super()._exists(key)
+
+    def _get_metadata_text(self, key):
+        self._note(key)
+        return super()._get_metadata_text(key)
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        self._note(key)
+        return super()._put(key, data, metadata_text, buffer_size)
+
+
+@pytest.fixture
+def stores():
+    mount, backing = RecordingStore(), RecordingStore()
+    store = MountedStore("work/", mount, backing)
+    store.from_bytes("work/survey.csv", b"a,b\n1,2\n", METADATA)
+    store.from_bytes("work/other.txt", b"other", {"note": "other"})
+    backing.from_bytes("work/remote.txt", b"remote", {"source": "backing", "year": 2019})
+    backing.from_bytes("archive/old.txt", b"old", {"source": "archive"})
+    mount.threads.clear()
+    backing.threads.clear()
+    return store, mount, backing
+
+
+@pytest.fixture
+def panel(qtbot, stores):
+    widget = MetadataPanel()
+    qtbot.addWidget(widget)
+    widget.resize(600, 560)
+    widget.set_store(stores[0])
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
+
+
+def show(qtbot, panel, key):
+    panel.show_key(key)
+    qtbot.waitUntil(lambda: not panel.is_loading())
+
+
+def cell(panel, row, column):
+    return panel.model.index(row, column)
+
+
+def row_of(panel, name):
+    return next(i for i, row in enumerate(panel.model.rows()) if row[0] == name)
+
+
+def test_showing_a_key_fills_the_table_with_typed_rows(qtbot, panel, stores, qtmodeltester):
+    show(qtbot, panel, "work/survey.csv")
+    rows = panel.model.rows()
+    assert [name for name, _, _ in rows] == list(METADATA)
+    types = {name: value_type for name, value_type, _ in rows}
+    assert types == {"title": ValueType.STRING, "count": ValueType.INTEGER,
+                     "ratio": ValueType.FLOAT, "approved": ValueType.BOOLEAN,
+                     "reviewer": ValueType.NULL, "tags": ValueType.LIST,
+                     "location": ValueType.OBJECT, "samples": ValueType.INTEGER}
+    assert panel.model.metadata() == METADATA
+    model = panel.model
+    assert model.data(cell(panel, row_of(panel, "approved"), VALUE),
+                      Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    assert model.data(cell(panel, row_of(panel, "tags"), VALUE)) == '["soil", "north"]'
+    assert model.data(cell(panel, row_of(panel, "reviewer"), VALUE)) == "null"
+    assert not model.flags(cell(panel, row_of(panel, "reviewer"), VALUE)) & \
+        Qt.ItemFlag.ItemIsEditable
+    assert panel.key_label.full_text() == "work/survey.csv"
+    assert panel.origin_label.text() == "Local"
+    assert panel.size_label.toolTip() == "8 bytes"
+    assert panel.created_label.text()[:2] == "20" and panel.modified_label.text()[:2] == "20"
+    assert not panel.read_only_label.isVisible()
+    assert panel.add_button.isEnabled()
+    assert not panel.apply_button.isEnabled() and not panel.revert_button.isEnabled()
+    qtmodeltester.check(model)
+
+
+def test_no_store_call_runs_on_the_gui_thread(qtbot, panel, stores):
+    _, mount, backing = stores
+    show(qtbot, panel, "work/survey.csv")
+    panel.model.setData(cell(panel, row_of(panel, "count"), VALUE), "13")
+    with qtbot.waitSignal(panel.metadataApplied):
+        panel.apply()
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    show(qtbot, panel, "archive/old.txt")
+    assert mount.threads and backing.threads
+    assert threading.get_ident() not in mount.threads | backing.threads
+
+
+def test_a_user_edits_values_and_applies(qtbot, panel, stores):
+    store = stores[0]
+    show(qtbot, panel, "work/survey.csv")
+    table, model = panel.table, panel.model
+    panel.activateWindow()
+
+    # Type a new count into the real line editor.
+    index = cell(panel, row_of(panel, "count"), VALUE)
+    table.setCurrentIndex(index)
+    table.edit(index)
+    editor = table.viewport().findChild(QLineEdit)
+    assert editor is not None
+    editor.selectAll()
+    qtbot.keyClicks(editor, "42")
+    assert panel.apply_button.isEnabled()  # edits count while the editor is still open
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: table.state() != QAbstractItemView.State.EditingState)
+
+    # Pick a new type in the real combo box: the float 0.75 becomes the string "0.75".
+    index = cell(panel, row_of(panel, "ratio"), TYPE)
+    table.edit(index)
+    combo = table.viewport().findChild(QComboBox)
+    combo.setCurrentText("string")
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: table.state() != QAbstractItemView.State.EditingState)
+
+    # Toggle a boolean, edit a list as JSON text, remove a row, add one.
+    model.setData(cell(panel, row_of(panel, "approved"), VALUE), Qt.CheckState.Unchecked,
+                  Qt.ItemDataRole.CheckStateRole)
+    model.setData(cell(panel, row_of(panel, "tags"), VALUE), '["soil", "north", 3]')
+    table.selectRow(row_of(panel, "reviewer"))
+    qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    new_row = model.rowCount() - 1
+    assert panel.problems_label.isVisible()  # a new row needs a name
+    model.setData(cell(panel, new_row, NAME), "extra")
+    model.setData(cell(panel, new_row, TYPE), "object")
+    model.setData(cell(panel, new_row, VALUE), '{"nested": [1, 2]}')
+
+    assert not model.problems() and panel.apply_button.isEnabled()
+    with qtbot.waitSignal(panel.metadataApplied) as applied:
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert applied.args == ["work/survey.csv"]
+    expected = dict(METADATA, count=42, ratio="0.75", approved=False,
+                    tags=["soil", "north", 3], extra={"nested": [1, 2]})
+    del expected["reviewer"]
+    assert store.get_metadata("work/survey.csv") == expected
+    qtbot.waitUntil(lambda: panel.model.rowCount() == len(expected) and not panel.is_loading())
+    assert panel.model.metadata() == expected
+    assert not panel.has_unapplied_changes() and not panel.apply_button.isEnabled()
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "text", "message"),
+    [("count", VALUE, "12x", "'12x' is not an integer"),
+     ("tags", VALUE, '["soil",', "not valid JSON"),
+     ("location", VALUE, "[1, 2]", "the JSON is a list, not an object"),
+     ("location", VALUE, "{'lat': 1}", "not valid JSON"),
+     ("title", NAME, "2nd title", "is not a valid name"),
+     ("title", NAME, "count", "the name 'count' is used more than once")],
+)
+def test_invalid_edits_are_refused_with_a_visible_message(qtbot, panel, stores, name, column,
+                                                          text, message):
+    show(qtbot, panel, "work/survey.csv")
+    row = row_of(panel, name)
+    assert panel.model.setData(cell(panel, row, column), text)
+    assert message in panel.problems_label.text()
+    assert f"Row {row + 1}" in panel.problems_label.text()
+    assert panel.problems_label.isVisible()
+    assert message in panel.model.data(cell(panel, row, column), Qt.ItemDataRole.ToolTipRole)
+    assert panel.model.data(cell(panel, row, column), Qt.ItemDataRole.DecorationRole) is not None
+    assert not panel.apply_button.isEnabled()
+    assert panel.revert_button.isEnabled()
+    panel.apply()  # refused as well when called directly
+    assert not panel.is_loading()
+    assert stores[0].get_metadata("work/survey.csv") == METADATA
+
+
+def test_an_invalid_json_editor_is_flagged_while_typing(qtbot, panel):
+    show(qtbot, panel, "work/survey.csv")
+    index = cell(panel, row_of(panel, "location"), VALUE)
+    panel.table.edit(index)
+    editor = panel.table.viewport().findChild(QPlainTextEdit)
+    assert editor is not None and editor.height() > panel.table.rowHeight(0)
+    editor.setPlainText('{"lat": ')
+    assert "not valid JSON" in editor.toolTip()
+    assert "not valid JSON" in panel.problems_label.text()
+    editor.setPlainText('{"lat": 2}')
+    assert not panel.problems_label.isVisible() and panel.apply_button.isEnabled()
+
+
+def test_changing_the_type_converts_or_flags_the_value(qtbot, panel):
+    show(qtbot, panel, "work/survey.csv")
+    model = panel.model
+    row = row_of(panel, "title")
+    model.setData(cell(panel, row, VALUE), "12")
+    model.setData(cell(panel, row, TYPE), "integer")
+    assert model.rows()[row] == ("title", ValueType.INTEGER, "12") and not model.problems()
+    model.setData(cell(panel, row, TYPE), "boolean")
+    assert "not a boolean" in panel.problems_label.text()
+    model.setData(cell(panel, row, TYPE), "null")
+    assert model.rows()[row] == ("title", ValueType.NULL, "") and not model.problems()
+
+
+def test_a_backing_only_key_in_the_mount_point_becomes_shadowing(qtbot, panel, stores):
+    store, mount, backing = stores
+    show(qtbot, panel, "work/remote.txt")
+    assert panel.origin_label.text() == "Remote"
+    assert not panel.read_only_label.isVisible()
+    panel.model.setData(cell(panel, row_of(panel, "year"), VALUE), "2020")
+    with qtbot.waitSignal(panel.metadataApplied):
+        panel.apply()
+    assert store.origin("work/remote.txt") == "shadowing"
+    assert mount.get_metadata("remote.txt") == {"source": "backing", "year": 2020}
+    assert mount.to_bytes("remote.txt") == b"remote"
+    assert backing.get_metadata("work/remote.txt") == {"source": "backing", "year": 2019}
+    qtbot.waitUntil(lambda: panel.origin_label.text() == "Shadowing")
+
+
+def test_a_key_outside_the_mount_point_is_read_only_with_the_reason(qtbot, panel):
+    show(qtbot, panel, "archive/old.txt")
+    reason = panel.findChild(type(panel.read_only_label), "readOnlyReason")
+    assert reason.isVisible()
+    assert "outside the mount point 'work/'" in reason.text()
+    assert panel.model.rows() == [("source", ValueType.STRING, "archive")]
+    for button in (panel.add_button, panel.remove_button, panel.apply_button):
+        assert not button.isEnabled()
+    index = cell(panel, 0, VALUE)
+    assert not panel.model.flags(index) & Qt.ItemFlag.ItemIsEditable
+    assert not panel.model.setData(index, "changed")
+    panel.add_row()
+    assert panel.model.rowCount() == 1
+
+
+def test_revert_restores_the_loaded_metadata(qtbot, panel):
+    show(qtbot, panel, "work/survey.csv")
+    before = panel.model.rows()
+    panel.model.setData(cell(panel, 0, VALUE), "changed")
+    panel.model.remove_rows([1])
+    panel.add_row()
+    assert panel.has_unapplied_changes() and panel.revert_button.isEnabled()
+    qtbot.mouseClick(panel.revert_button, Qt.MouseButton.LeftButton)
+    assert panel.model.rows() == before
+    assert not panel.has_unapplied_changes()
+    assert not panel.revert_button.isEnabled() and not panel.apply_button.isEnabled()
+
+
+def test_a_failed_apply_keeps_the_edits_and_says_why(qtbot, panel, stores):
+    store = stores[0]
+    show(qtbot, panel, "work/other.txt")
+    panel.model.setData(cell(panel, 0, VALUE), "edited")
+    store.delete("work/other.txt")  # gone behind the panel's back
+    with qtbot.waitSignal(panel.statusMessage) as status:
+        panel.apply()
+    assert "Could not apply" in status.args[0]
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    assert "no such key 'work/other.txt'" in panel.apply_error_label.text()
+    assert panel.apply_error_label.isVisible()
+    assert panel.model.rows()[0][2] == "edited" and panel.has_unapplied_changes()
+    assert panel.apply_button.isEnabled()
+
+
+def test_a_missing_key_shows_the_error(qtbot, panel):
+    with qtbot.waitSignal(panel.statusMessage) as status:
+        panel.show_key("work/nope")
+    assert "Could not load work/nope" in status.args[0]
+    assert "no such key" in panel.message.text() and panel.message.isVisible()
+    assert panel.model.rowCount() == 0 and not panel.add_button.isEnabled()
+
+
+@pytest.mark.parametrize("key", [None, "work/", "archive/"])
+def test_no_key_or_a_folder_shows_an_empty_disabled_panel(qtbot, panel, key):
+    show(qtbot, panel, "work/survey.csv")
+    show(qtbot, panel, key)
+    assert panel.message.text() == HINT and panel.message.isVisible()
+    assert panel.model.rowCount() == 0 and not panel.table.isEnabled()
+    assert not panel.header.isVisible()
+    assert not any(b.isEnabled() for b in (panel.add_button, panel.remove_button,
+                                           panel.revert_button, panel.apply_button))
+
+
+def test_switching_keys_discards_unapplied_edits_with_a_message(qtbot, panel):
+    show(qtbot, panel, "work/survey.csv")
+    panel.model.setData(cell(panel, 0, VALUE), "edited")
+    panel.show_key("work/survey.csv")  # the same key again keeps the edits
+    assert panel.has_unapplied_changes() and not panel.is_loading()
+    with qtbot.waitSignal(panel.statusMessage) as status:
+        panel.show_key("work/other.txt")
+    assert status.args == ["Unapplied changes to work/survey.csv were discarded"]
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    assert panel.model.metadata() == {"note": "other"}
+
+
+def test_switching_keys_quickly_shows_the_last_one_only(qtbot, panel, stores):
+    _, mount, _ = stores
+    mount.hold("survey.csv")  # the first key's read is slow
+    panel.show_key("work/survey.csv")
+    panel.show_key("work/remote.txt")
+    panel.show_key("work/other.txt")
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    assert panel.key() == "work/other.txt"
+    mount.release()
+    qtbot.waitUntil(mount.passed_gate.is_set)
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0)
+    QCoreApplication.processEvents()  # deliver the stale result, if it were still wanted
+    assert panel.key_label.full_text() == "work/other.txt"
+    assert panel.model.metadata() == {"note": "other"}
