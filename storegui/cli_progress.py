@@ -137,12 +137,13 @@ class ProgressBar:
             fraction = None
             tail = f"  {format_bytes(self.done)}  {format_bytes(rate)}/s"
         room = width - len(tail) - 1
-        label_width = max(8, min(len(self.label), room // 2))
+        # The label (usually a key) comes first; the bar takes what is left, if enough.
+        label_width = max(12, min(len(self.label), room - 14))
         label = self.label
         if len(label) > label_width:
             label = "…" + label[-(label_width - 1):]
         bar_width = room - label_width - 4
-        if fraction is not None and bar_width >= 5:
+        if fraction is not None and bar_width >= 8:
             filled = int(fraction * bar_width)
             bar = f"  [{'#' * filled}{'.' * (bar_width - filled)}]"
         else:

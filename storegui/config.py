@@ -153,6 +153,27 @@ def save_workspace(ws: Workspace) -> None:
     _save_state(state)
 
 
+def delete_workspace(name: str) -> None:
+    """Forget the saved workspace called ``name`` (and drop it from the recent list).
+
+    Raises
+    ------
+    StoreError
+        If ``name`` is the default workspace (it cannot be deleted) or no saved
+        workspace has that name. The stores themselves are not touched.
+    """
+    if name == DEFAULT_NAME:
+        raise StoreError(f"the {DEFAULT_NAME!r} workspace cannot be deleted")
+    state = _load_state()
+    kept = [w for w in state["workspaces"] if w.get("name") != name]
+    if len(kept) == len(state["workspaces"]):
+        names = ", ".join(w.name for w in load_workspaces())
+        raise StoreError(f"no workspace called {name!r} (known: {names})")
+    state["workspaces"] = kept
+    state["recent"] = [n for n in state["recent"] if n != name]
+    _save_state(state)
+
+
 def remember_recent(ws: Workspace) -> None:
     """Save ``ws`` and put it first in the recent list."""
     save_workspace(ws)
@@ -174,3 +195,21 @@ def workspace_from_urls(backing: str, mount: str, mount_point: str = "",
     if name is None:
         name = f"{Path(backing.rstrip('/')).name or backing}@{mount_point or '/'}"
     return Workspace(name, backing, mount, mount_point)
+
+
+def absolute_url(url: str) -> str:
+    """``url`` with a relative local path made absolute (other URLs unchanged).
+
+    A saved workspace must name the same stores from any working folder:
+    ``data`` -> ``/home/ann/data``, ``sqlite://x.db`` -> ``sqlite:///home/ann/x.db``,
+    ``file://d`` -> ``file:///home/ann/d``; ``~`` is expanded.
+    """
+    for scheme in ("sqlite://", "file://"):
+        if url.startswith(scheme):
+            path = url[len(scheme):]
+            if not path or path == ":memory:":
+                return url
+            return scheme + os.path.abspath(os.path.expanduser(path))
+    if "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
