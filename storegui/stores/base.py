@@ -54,6 +54,9 @@ class Store:
 
     #: Whether writes are refused. Subclasses or instances may set it.
     readonly: bool = False
+    #: Whether the data lives on this machine, so reading a key back (to
+    #: verify a copy by its digest) is cheap. Reported as ``info()["local"]``.
+    local: bool = False
 
     def __init__(self) -> None:
         self.event_dispatcher = ev.EventDispatcher()
@@ -90,8 +93,17 @@ class Store:
         return self._connected
 
     def info(self) -> dict:
-        """Information about the store: at least ``readonly`` and ``kind``."""
-        return {"readonly": self.readonly, "kind": type(self).__name__, "url": self.url}
+        """Information about the store: at least ``readonly``, ``kind`` and ``local``.
+
+        ``local`` says whether the data is on this machine, so re-reading a
+        key to verify a copy is cheap (MountedStore's push relies on it).
+        """
+        return {
+            "readonly": self.readonly,
+            "kind": type(self).__name__,
+            "url": self.url,
+            "local": self.local,
+        }
 
     @property
     def url(self) -> str:
@@ -402,7 +414,8 @@ class Store:
                 emit(ev.StoreProgressStepEvent(self, key, done, size))
 
             listening = self.event_dispatcher.has_listeners()
-            reader = ProgressReader(data, total, step if listening else None, key=key)
+            reader = ProgressReader(data, total, step if listening else None, key=key,
+                                    owns_stream=False)
             try:
                 self._remember(key)
                 self._put(key, reader, metadata_text, buffer_size)

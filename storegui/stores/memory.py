@@ -35,6 +35,8 @@ class MemoryStore(Store):
     O(log n + matches) instead of a scan of every key.
     """
 
+    local = True
+
     def __init__(self) -> None:
         super().__init__()
         self._items: dict[str, _Item] = {}

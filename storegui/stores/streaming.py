@@ -8,8 +8,12 @@ destination's atomic write, so no partial key is left behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
+import stat
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +92,9 @@ class ProgressReader(io.RawIOBase):
         A hashlib algorithm name (e.g. "sha256") to compute while reading.
     key : str, optional
         For error messages.
+    owns_stream : bool
+        Whether closing this reader closes ``stream`` (False for a stream the
+        caller still owns, such as one passed to ``Store.set``).
     """
 
     def __init__(
@@ -98,9 +105,11 @@ class ProgressReader(io.RawIOBase):
         cancel: CancelToken | None = None,
         digest: str | None = None,
         key: str | None = None,
+        owns_stream: bool = True,
     ) -> None:
         super().__init__()
         self.raw_stream = stream
+        self._owns_stream = owns_stream
         self.total = total
         self.done = 0
         self._progress = progress
@@ -151,10 +160,87 @@ class ProgressReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
+    def copy_into_fd(self, fd: int, chunk_size: int = DEFAULT_BUFFER_SIZE) -> int:
+        """Copy what is left of the stream to file descriptor ``fd`` in the kernel, if possible.
+
+        Applies when the innermost stream is a regular file with a
+        descriptor and no digest is being computed (Linux
+        ``os.copy_file_range``, else ``os.sendfile``; a reflink on filesystems
+        that share blocks). Progress and cancel work as for ``read``, once per
+        ``chunk_size`` bytes. Returns the bytes copied; whatever is left (all
+        of it when the fast path does not apply) the caller reads as usual.
+
+        Raises
+        ------
+        TransferCancelled
+            If the token was cancelled; ``fd`` then holds a partial copy.
+        """
+        if not self._kernel_copyable():
+            return 0
+        copied = 0
+        while True:
+            n = self._copy_chunk(fd, max(1, chunk_size))
+            if n <= 0:
+                return copied
+            copied += n
+
+    def _kernel_copyable(self) -> bool:
+        if self._hash is not None:
+            return False
+        inner = self.raw_stream
+        if isinstance(inner, ProgressReader):
+            return inner._kernel_copyable()
+        try:
+            if not inner.seekable():
+                return False
+            return stat.S_ISREG(os.fstat(inner.fileno()).st_mode)
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return False
+
+    def _copy_chunk(self, fd: int, size: int) -> int:
+        """Copy up to ``size`` bytes; 0 at the end, -1 if the kernel cannot copy here."""
+        if self._cancel is not None:
+            self._cancel.check(self._key)
+        inner = self.raw_stream
+        if isinstance(inner, ProgressReader):
+            n = inner._copy_chunk(fd, size)
+        else:
+            n = _kernel_copy(inner, fd, size)
+        if n > 0:
+            self.done += n
+        if self._progress is not None and n >= 0:
+            self._progress(self.done, self.total)
+        return n
+
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._owns_stream:
             self.raw_stream.close()
         super().close()
+
+
+def _kernel_copy(src: Any, fd: int, size: int) -> int:
+    """Copy up to ``size`` bytes from ``src``'s position to ``fd``; -1 if unsupported."""
+    pos = src.tell()
+    src_fd = src.fileno()
+    n = -1
+    if hasattr(os, "copy_file_range"):
+        try:
+            n = os.copy_file_range(src_fd, fd, size, pos)
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+    if n < 0 and sys.platform.startswith("linux"):
+        try:
+            n = os.sendfile(fd, src_fd, pos, size)
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+    if n > 0:
+        src.seek(pos + n)  # the copy used an explicit offset: move the stream past it
+    return n
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 
 
 def copy_stream(

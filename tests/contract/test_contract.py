@@ -666,3 +666,15 @@ def test_disconnect_and_connect_again(subject):
     subject.store.disconnect()
     subject.store.connect()
     assert subject.store.get_metadata(key) == {"v": 1}
+
+
+def test_set_leaves_the_callers_stream_open(subject):
+    stream = io.BytesIO(b"shared")
+    subject.store.set(subject.key("s1"), (stream, {}))
+    import gc
+
+    gc.collect()
+    assert not stream.closed
+    stream.seek(0)
+    subject.store.set(subject.key("s2"), (stream, {}))
+    assert subject.store.to_bytes(subject.key("s2")) == b"shared"

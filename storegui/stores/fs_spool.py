@@ -1,0 +1,98 @@
+"""Temp files and spooling of incoming data for :class:`FileSystemStore` writes.
+
+Incoming data is read into memory up to :data:`INLINE_MAX` bytes; a value
+that fits is stored inside its record. A larger one goes on into a temp file
+under ``.storegui/tmp`` (in the kernel when the source is a plain file, see
+``ProgressReader.copy_into_fd``), fsynced, and later renamed into ``blobs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .fs_dirs import lock_file, write_all
+from .streaming import ProgressReader
+
+#: Values up to this size live inside their record; larger ones in a blob file.
+INLINE_MAX = 64 * 1024
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def new_temp(tmp_fd: int, kind: str) -> tuple[int, str]:
+    """A new temp file ``<kind>-<32 hex>.tmp`` in ``tmp_fd``, ``flock``-ed: (descriptor, name)."""
+    name = f"{kind}-{secrets.token_hex(16)}.tmp"
+    fd = os.open(name, NEW_FILE, 0o666, dir_fd=tmp_fd)
+    with contextlib.suppress(OSError):
+        # no flock (some network filesystems): the age rule still protects it
+        lock_file(fd)
+    return fd, name
+
+
+def remove_temp(tmp_fd: int, name: str) -> None:
+    """Remove the temp file ``name`` if it is still there."""
+    if name:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=tmp_fd)
+
+
+@dataclass
+class Spooled:
+    """Data read from a stream: ``inline`` bytes, or a blob temp file (open, locked, synced)."""
+
+    size: int
+    inline: bytes = b""
+    fd: int = -1
+    name: str = ""
+
+    @property
+    def blob(self) -> str:
+        """The blob name the temp file gets (its random token)."""
+        return self.name[len("blob-"):-len(".tmp")]
+
+
+def spool(
+    data: BinaryIO, buffer_size: int, tmp_fd: int, fail: Callable[[OSError], Exception]
+) -> Spooled:
+    """Read all of ``data`` (see the module docstring); the caller closes ``fd``.
+
+    Errors raised by ``data`` (TransferCancelled, a failing source...) pass
+    through; a failure to write the temp file raises ``fail(error)``. Either
+    way the temp file is removed first.
+    """
+    head = bytearray()
+    while len(head) <= INLINE_MAX:
+        chunk = data.read(min(max(buffer_size, 1), INLINE_MAX + 1 - len(head)))
+        if not chunk:
+            return Spooled(len(head), bytes(head))
+        head += chunk
+    try:
+        fd, name = new_temp(tmp_fd, "blob")
+    except OSError as exc:
+        raise fail(exc) from None
+    try:
+        _write(fd, head, fail)
+        if isinstance(data, ProgressReader):
+            data.copy_into_fd(fd, buffer_size)
+        while chunk := data.read(buffer_size):
+            _write(fd, chunk, fail)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise fail(exc) from None
+        return Spooled(os.fstat(fd).st_size, b"", fd, name)
+    except BaseException:
+        os.close(fd)
+        remove_temp(tmp_fd, name)
+        raise
+
+
+def _write(fd: int, chunk: bytes | bytearray, fail: Callable[[OSError], Exception]) -> None:
+    try:
+        write_all(fd, chunk)
+    except OSError as exc:
+        raise fail(exc) from None
