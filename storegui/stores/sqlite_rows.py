@@ -1,0 +1,178 @@
+"""Writing ``keys`` rows (and their metadata index rows) of SqliteStore in batches.
+
+One :func:`store_rows` call writes any number of keys with a handful of
+``executemany`` statements, so that a multiset of 100,000 small keys costs a
+few SQL statements per key rather than a transaction per key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from .errors import StoreError
+from .sqlite_blobs import GARBAGE
+from .sqlite_index import index_rows
+
+#: Keys looked up per ``IN (...)`` query (well under SQLite's parameter limit).
+LOOKUP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One key to write.
+
+    ``metadata`` None keeps the key's metadata (``"{}"`` for a new key);
+    ``size`` None keeps its data. Otherwise the data is ``inline`` bytes or
+    the pending blob ``blob_id``.
+    """
+
+    key: str
+    metadata: str | None
+    size: int | None = None
+    inline: bytes | None = None
+    blob_id: int | None = None
+
+
+def _merge(rows: Iterable[Row]) -> tuple[list[Row], list[int]]:
+    """One row per key, as if the rows were written in order; blobs overwritten on the way."""
+    latest: dict[str, Row] = {}
+    dropped: list[int] = []
+    for row in rows:
+        prev = latest.get(row.key)
+        if prev is not None:
+            if row.size is None:
+                row = replace(row, size=prev.size, inline=prev.inline, blob_id=prev.blob_id)
+            elif prev.blob_id is not None:
+                dropped.append(prev.blob_id)
+            if row.metadata is None:
+                row = replace(row, metadata=prev.metadata)
+        latest[row.key] = row
+    return list(latest.values()), dropped
+
+
+def lookup(conn: sqlite3.Connection, keys: list[str], columns: str) -> Iterator[tuple]:
+    """``(key, *columns)`` of those ``keys`` that exist, in batches of ``IN`` queries."""
+    for i in range(0, len(keys), LOOKUP_BATCH):
+        part = keys[i:i + LOOKUP_BATCH]
+        marks = ",".join("?" * len(part))
+        yield from conn.execute(f"SELECT key, {columns} FROM keys WHERE key IN ({marks})", part)
+
+
+def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
+               missing: Callable[[str], Exception]) -> list[int]:
+    """Write ``rows`` inside the open write transaction of ``conn``.
+
+    Pending blobs named by the rows become owned by their keys; the blobs
+    the keys held before are marked garbage and returned (free them after
+    the commit).
+
+    Raises
+    ------
+    Exception
+        ``missing(key)`` for a metadata-only row of a key that does not exist,
+        before anything is written; StoreError if a pending blob was removed
+        meanwhile (see :func:`own_blobs`).
+    """
+    rows, garbage = _merge(rows)
+    existing = {k: (kid, bid, md) for k, kid, bid, md
+                in lookup(conn, [r.key for r in rows], "id, blob_id, metadata")}
+    for row in rows:
+        if row.size is None and row.key not in existing:
+            raise missing(row.key)
+
+    next_id: int | None = None
+    inserts, index_add, index_drop = [], [], []
+    set_all, set_data, set_meta = [], [], []
+    for row in rows:
+        old = existing.get(row.key)
+        if old is None:
+            if next_id is None:
+                # The write lock is held, so nobody else can take these ids.
+                next_id = (conn.execute("SELECT max(id) FROM keys").fetchone()[0] or 0) + 1
+            key_id = next_id
+            next_id += 1
+            metadata = "{}" if row.metadata is None else row.metadata
+            inserts.append((key_id, row.key, row.size, now, now, metadata, row.blob_id,
+                            row.inline))
+            if row.metadata is not None:
+                index_add.extend(index_rows(key_id, metadata))
+            continue
+        key_id, old_blob, old_metadata = old
+        if row.size is None:
+            set_meta.append((row.metadata, now, key_id))
+        elif row.metadata is None:
+            set_data.append((row.size, row.blob_id, row.inline, now, key_id))
+        else:
+            set_all.append((row.size, row.blob_id, row.inline, row.metadata, now, key_id))
+        if row.size is not None and old_blob is not None and old_blob != row.blob_id:
+            garbage.append(old_blob)
+        if row.metadata is not None and row.metadata != old_metadata:
+            before, after = index_rows(key_id, old_metadata), index_rows(key_id, row.metadata)
+            index_drop.extend(before - after)
+            index_add.extend(after - before)
+
+    own_blobs(conn, [r.blob_id for r in rows if r.blob_id is not None])
+    if inserts:
+        conn.executemany("INSERT INTO keys (id, key, size, created, modified, metadata, blob_id,"
+                         " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+    if set_all:
+        conn.executemany("UPDATE keys SET size = ?, blob_id = ?, data = ?, metadata = ?,"
+                         " modified = ? WHERE id = ?", set_all)
+    if set_data:
+        conn.executemany("UPDATE keys SET size = ?, blob_id = ?, data = ?, modified = ?"
+                         " WHERE id = ?", set_data)
+    if set_meta:
+        conn.executemany("UPDATE keys SET metadata = ?, modified = ? WHERE id = ?", set_meta)
+    if index_drop:
+        conn.executemany("DELETE FROM meta_index WHERE name = ? AND value = ? AND key_id = ?",
+                         index_drop)
+    if index_add:
+        conn.executemany("INSERT INTO meta_index (name, value, key_id) VALUES (?, ?, ?)",
+                         index_add)
+    mark_garbage(conn, garbage)
+    return garbage
+
+
+def delete_row(conn: sqlite3.Connection, key: str,
+               missing: Callable[[str], Exception]) -> int | None:
+    """Delete ``key``'s row and index rows; its blob (if any) is marked garbage and returned.
+
+    Raises ``missing(key)`` if there is no such key.
+    """
+    row = conn.execute("SELECT id, blob_id, metadata FROM keys WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise missing(key)
+    key_id, blob_id, metadata = row
+    conn.executemany("DELETE FROM meta_index WHERE name = ? AND value = ? AND key_id = ?",
+                     index_rows(key_id, metadata))
+    conn.execute("DELETE FROM keys WHERE id = ?", (key_id,))
+    if blob_id is not None:
+        mark_garbage(conn, [blob_id])
+    return blob_id
+
+
+def own_blobs(conn: sqlite3.Connection, blob_ids: list[int]) -> None:
+    """Turn pending blobs into blobs owned by a key.
+
+    Raises
+    ------
+    StoreError
+        If one of them is gone: another process took its writer for dead.
+    """
+    if not blob_ids:
+        return
+    cur = conn.executemany(
+        f"UPDATE blobs SET owner = NULL WHERE id = ? AND owner IS NOT NULL AND owner != "
+        f"'{GARBAGE}'", [(b,) for b in blob_ids])
+    if cur.rowcount != len(blob_ids):
+        raise StoreError("the data being written was removed by another program that took "
+                         "this writer for dead; write it again")
+
+
+def mark_garbage(conn: sqlite3.Connection, blob_ids: list[int]) -> None:
+    """Mark blobs no key points at any more, for freeing after the commit."""
+    if blob_ids:
+        conn.executemany(f"UPDATE blobs SET owner = '{GARBAGE}' WHERE id = ?",
+                         [(b,) for b in blob_ids])

@@ -1,0 +1,228 @@
+"""The SQLite file format of SqliteStore: schema, opening connections, errors.
+
+Tables:
+
+- ``keys``: one row per key (size, times, metadata JSON text); a small value
+  is held inline in ``data``, a larger one in chunks of the blob ``blob_id``.
+- ``blobs``: one row per chunked value. ``owner`` is NULL for a value a key
+  points at, ``"pending <host> <pid> <token>"`` while a writer is still
+  streaming it in, ``"garbage"`` once no key points at it (its chunks are
+  then freed in short transactions).
+- ``chunks``: the data of a blob, ``chunk_size`` bytes per row (the last one
+  shorter).
+- ``meta_index``: one row per top-level metadata field, see
+  :mod:`storegui.stores.sqlite_index`.
+
+``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version``
+holds the schema version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Any
+
+from .errors import NotConnectedError, ReadOnlyError, StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x53475549  # "SGUI"
+TABLES = ("keys", "blobs", "chunks", "meta_index")
+
+SCHEMA = (
+    """CREATE TABLE keys (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        modified REAL NOT NULL,
+        metadata TEXT NOT NULL,
+        blob_id INTEGER,
+        data BLOB
+    )""",
+    """CREATE TABLE blobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        chunk_size INTEGER NOT NULL,
+        owner TEXT,
+        started REAL NOT NULL
+    )""",
+    "CREATE INDEX blobs_unowned ON blobs(owner) WHERE owner IS NOT NULL",
+    """CREATE TABLE chunks (
+        blob_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (blob_id, seq)
+    )""",
+    # One B-tree: an equality query is a range scan of (name, value) in key_id order.
+    """CREATE TABLE meta_index (
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        key_id INTEGER NOT NULL,
+        PRIMARY KEY (name, value, key_id)
+    ) WITHOUT ROWID""",
+)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the store's registry of connections)."""
+
+
+def describe(path: str) -> str:
+    """How error messages name a store file."""
+    return "the in-memory SQLite store" if path == ":memory:" else f"the SQLite store {path}"
+
+
+def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
+    """A new connection in autocommit mode (transactions are explicit), set up for the store."""
+    if path == ":memory:":
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False,
+                               factory=_Connection)
+    else:
+        # A URI names the file exactly whatever characters the path holds.
+        uri = Path(path).as_uri() + ("?mode=ro" if readonly else "?mode=rwc")
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                               check_same_thread=False, factory=_Connection)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -65536")  # a limit, used only as needed
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        # Some builds (Debian's) zero every freed page: that makes freeing a large
+        # value cost as much as writing it again. Space is reused, not scrubbed.
+        conn.execute("PRAGMA secure_delete = OFF")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def check_path(path: str) -> None:
+    """Refuse paths that cannot hold a store before SQLite creates anything.
+
+    Raises
+    ------
+    StoreError
+        If the folder is missing, or the path is a folder.
+    """
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise StoreError(f"cannot open {describe(path)}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise StoreError(f"cannot open {describe(path)}: it is a folder, not a file")
+
+
+def _truncated(path: str) -> bool:
+    """Whether the file is shorter than its header says (and no WAL could hold the rest)."""
+    wal = path + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        return False
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return False
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, pages = struct.unpack(">II", header[24:32])
+    valid_for = struct.unpack(">I", header[92:96])[0]
+    return valid_for == change_counter and pages * page_size > size
+
+
+def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
+    """Check that ``conn`` holds a store, creating the schema in a new file.
+
+    Raises
+    ------
+    StoreError
+        The file is not an SQLite database, is damaged, is another
+        program's database, or was written by a newer storegui.
+    """
+    where = describe(path)
+    if path != ":memory:" and _truncated(path):
+        raise StoreError(f"{where} is damaged: the file is shorter than its header says "
+                         "(was it truncated by an interrupted copy?)")
+    try:
+        version, app_id, tables = _read_header(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{where} is not a usable SQLite database ({exc})") from None
+    if not tables and version == 0 and app_id == 0:
+        if readonly:
+            raise StoreError(f"{where} is empty; it cannot be opened read-only")
+        _create(conn, path)
+        return
+    if app_id != APPLICATION_ID:
+        names = ", ".join(sorted(tables)[:8]) or "none"
+        raise StoreError(f"{where} is an SQLite database of another program, not a storegui "
+                         f"store (its tables: {names})")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{where} was written by a newer storegui (schema version {version}; "
+                         f"this one reads up to {SCHEMA_VERSION})")
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        raise StoreError(f"{where} is damaged: table(s) {', '.join(missing)} are missing")
+    if not readonly:
+        _use_wal(conn, path)
+
+
+def _read_header(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables.discard("sqlite_sequence")
+    return version, app_id, tables
+
+
+def _use_wal(conn: sqlite3.Connection, path: str) -> None:
+    if path == ":memory:":
+        return
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        # Some file systems (network shares) cannot do WAL; the store still works.
+        log.warning("%s: WAL journal mode unavailable, using %s", describe(path), mode)
+
+
+def _create(conn: sqlite3.Connection, path: str) -> None:
+    _use_wal(conn, path)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have created the schema while we waited for the lock.
+        version, app_id, tables = _read_header(conn)
+        if not tables and version == 0 and app_id == 0:
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def translate(exc: Exception, path: str, timeout: float, store: Any = None) -> StoreError:
+    """A :class:`StoreError` a user can act on, for an ``sqlite3`` error."""
+    where = describe(path)
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in low:
+        return NotConnectedError(f"{where} was disconnected while in use", store=store)
+    if "locked" in low or "busy" in low:
+        return StoreError(f"{where} is busy: another writer kept it locked for more than "
+                          f"{timeout:g} s; try again later", store=store)
+    if "readonly" in low or "read-only" in low:
+        return ReadOnlyError(f"{where} is read-only here: {text}", store=store)
+    if "full" in low:
+        return StoreError(f"{where} cannot grow: the disk is full ({text})", store=store)
+    if "not a database" in low:
+        return StoreError(f"{where} is not a usable SQLite database ({text})", store=store)
+    if "malformed" in low or "corrupt" in low:
+        return StoreError(f"{where} is damaged: {text}", store=store)
+    return StoreError(f"SQLite error in {where}: {text}", store=store)
