@@ -84,6 +84,10 @@ def segment_names(segment: str, is_key: bool, portable: bool = False) -> list[st
             if size + n > PIECE_BYTES:
                 pieces.append("".join(current))
                 current, size = [], 0
+            if not current and unit == ".":
+                # a piece must not start with "." either (hidden, or "."/"..")
+                unit = _escape(unit)
+                n = len(unit)
             current.append(unit)
             size += n
         names = [p + CONT_TAG for p in pieces]

@@ -57,7 +57,8 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
             f"metadata must be a dictionary, not {type(metadata).__name__}", key
         )
     try:
-        text = _encoder.encode(dict(metadata))
+        metadata = dict(metadata)
+        text = _encoder.encode(metadata)
         # The encoder turns non-string names (1, True, None) into strings
         # silently; that would not read back equal, so refuse them.
         ok = _names_are_strings(metadata)
@@ -70,11 +71,18 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
 
 
 def _names_are_strings(value: Any) -> bool:
-    if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _names_are_strings(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_names_are_strings(v) for v in value)
-    return True
+    # Called on every write: look only inside containers, scalars cost nothing.
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            if isinstance(v, _CONTAINERS) and not _names_are_strings(v):
+                return False
+        return True
+    return all(_names_are_strings(v) for v in value if isinstance(v, _CONTAINERS))
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 def decode_metadata(text: str) -> dict:
