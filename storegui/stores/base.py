@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from . import events as ev
 from .errors import InvalidDataError, ReadOnlyError, StoreError, StoreKeyError
+from .keylocks import KeyLocks
 from .keys import check_key, check_prefix, glob_literal_prefix, glob_matcher, split_child
 from .metadata import decode_metadata, encode_metadata, matches, select_fields
 from .streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable, copy_stream
@@ -62,8 +63,9 @@ class Store:
         self.event_dispatcher = ev.EventDispatcher()
         self._connected = False
         self._connect_lock = threading.RLock()
-        # Serialises read-modify-write sequences (update_metadata) per store.
-        self._rmw_lock = threading.RLock()
+        # Serialises read-modify-write sequences (update_metadata) per key; a
+        # store-wide lock could wait on a database lock held by another thread.
+        self._key_locks = KeyLocks()
         self._txn_local = threading.local()
 
     # ------------------------------------------------------------------ lifecycle
@@ -488,7 +490,7 @@ class Store:
         self._check_writable(key)
         encode_metadata(metadata, key)  # validate before touching anything
         self._ensure()
-        with self._rmw_lock:
+        with self._key_locks.hold(key):
             current = decode_metadata(self._get_metadata_text(key))
             current.update(metadata)
             text = encode_metadata(current, key)
