@@ -1,0 +1,395 @@
+"""FsspecStore: the store contract over any fsspec filesystem (S3, SFTP, local, memory, HTTP).
+
+Layout (version 1) under the root URL (``s3://bucket/prefix``...), readable by
+other tools:
+
+``<root>/<key>``
+    The key's data, byte for byte. Ordinary keys are their own path; keys a
+    filesystem cannot hold as paths are encoded reversibly (see
+    :mod:`.fsspec_keys`).
+``<root>/.storegui/meta/<key>.json``
+    ``{"v": 1, "key": "<key>", "metadata": {...}, "size": <bytes>,
+    "created": <epoch s>, "modified": <epoch s>}``: the key's metadata (the
+    truth), written after its data. A data object with no such file (put there
+    by another tool) is a key with metadata ``{}``.
+``<root>/.storegui/index/``
+    The metadata index queries read (see :mod:`.fsspec_index`).
+``<root>/.storegui/tmp/``
+    Data being written on filesystems without atomic uploads, and the
+    previous data of keys changed inside an open transaction.
+
+A write streams the data (an S3 multipart upload, discarded on failure, so a
+failed or cancelled write never leaves a partial object), then writes the
+metadata object and the key's index shard together. Between the two steps a
+reader sees the new data with the previous metadata; a pending marker in the
+index folder makes queries re-read a key whose write did not finish.
+
+Options: see :mod:`.fsspec_options`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from typing import Any, BinaryIO
+
+import fsspec
+
+from .base import Store
+from .errors import StoreError, StoreKeyError
+from .fsspec_errors import translate
+from .fsspec_index import MetadataIndex
+from .fsspec_io import RemoteFS
+from .fsspec_keys import check_fits, encode_key, url_quote
+from .fsspec_listing import ListingMixin
+from .fsspec_options import HTTP, S3, endpoint_of, filesystem_options, safe_url, secret_values
+from .fsspec_query import QueryMixin
+from .fsspec_reads import ReadMixin
+from .fsspec_txn import TransactionMixin
+from .keys import check_key
+from .metadata import encode_metadata
+
+DEFAULT_BLOCK_SIZE = 8 << 20
+_S3_MIN_PART = 5 << 20
+
+
+class _Source(io.RawIOBase):
+    """The caller's data stream; remembers an error it raised (the caller's, not ours)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            readinto = getattr(self._raw, "readinto", None)
+            if readinto is not None:
+                return readinto(buffer) or 0
+            data = self._raw.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, Store):
+    """A store kept under a root of any fsspec filesystem; the module docstring has the layout.
+
+    Parameters
+    ----------
+    url : str
+        ``s3://bucket/prefix``, ``sftp://user@host/path``, ``file:///path``,
+        ``memory://name``, ``https://host/path`` (read-only)...
+    readonly : bool, optional
+        Refuse writes (default: only for http and https).
+    block_size : int
+        Bytes per streamed block: the S3 multipart part size (at least 5 MiB
+        there) and the read-ahead of streamed reads. Values up to this size
+        are read in one request.
+    endpoint_url : str, optional
+        An S3-compatible endpoint (MinIO, Ceph, moto...), passed to s3fs.
+    connect_timeout, read_timeout : float
+        Seconds to wait for a connection and for each answer (S3, HTTP).
+    attempts : int
+        Tries per S3 request, counting the first. A request fails after at
+        most ``attempts * (connect_timeout + read_timeout)`` seconds.
+    **storage_options
+        Passed to the fsspec filesystem (``key``/``secret``/``token``,
+        ``profile``, ``anon``, ``client_kwargs``, ``config_kwargs``,
+        ``username``/``password``...). Credentials are better given to
+        :meth:`connect`; either way they stay in memory and are never shown.
+
+    Raises
+    ------
+    StoreError
+        The URL names no filesystem fsspec knows, or its package is missing.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        endpoint_url: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        attempts: int = 2,
+        **storage_options: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(url, str) or "://" not in url:
+            raise StoreError(f"an fsspec store needs a URL like s3://bucket/prefix, not {url!r}")
+        scheme = url.split("://", 1)[0].lower()
+        try:
+            self._cls = fsspec.get_filesystem_class(scheme)
+        except (ValueError, ImportError) as exc:
+            raise StoreError(f"cannot open {safe_url(url)}: {exc}") from None
+        known = self._cls.protocol if isinstance(self._cls.protocol, tuple) else (
+            self._cls.protocol,)
+        self.protocol = scheme if scheme in known else known[0]
+        if self.protocol in S3 and block_size < _S3_MIN_PART:
+            raise StoreError(f"block_size must be at least {_S3_MIN_PART} bytes for s3:// "
+                             f"(S3's smallest multipart part), not {block_size}")
+        self._url = safe_url(url)
+        self._root = self._cls._strip_protocol(url).rstrip("/")
+        self._options = {**self._cls._get_kwargs_from_urls(url), **storage_options}
+        if endpoint_url is not None:
+            self._options["endpoint_url"] = endpoint_url
+        self._block_size = int(block_size)
+        self._timeouts = (float(connect_timeout), float(read_timeout), int(attempts))
+        self.readonly = self.protocol in HTTP if readonly is None else bool(readonly)
+        self.local = self.protocol in ("file", "local", "memory")
+        self._credentials: Any = None
+        self._rfs: RemoteFS | None = None
+        self._index: MetadataIndex | None = None
+        # The root's path inside its bucket, for the object name limit.
+        bucket_path = self._root.split("/", 1)[1] + "/" if "/" in self._root else ""
+        self._in_bucket = bucket_path if self.protocol in S3 | {"gs", "gcs"} else ""
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def url(self) -> str:
+        """The store URL, without any password."""
+        return self._url
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go (S3 endpoint, or scheme and host), without credentials."""
+        return endpoint_of(self.protocol, self._options, self._url)
+
+    def info(self) -> dict:
+        """The base information plus ``protocol``, ``endpoint`` and ``layout``."""
+        out = super().info()
+        out.update(protocol=self.protocol, local=self.local, layout=1,
+                   endpoint=self.endpoint or None)
+        return out
+
+    # ------------------------------------------------------------------ connection
+
+    def _open(self, credentials: Any) -> None:
+        credentials = self._credentials if credentials is None else credentials
+        connect, read, attempts = self._timeouts
+        try:
+            options = filesystem_options(self.protocol, self._options, credentials,
+                                         connect, read, attempts)
+            fs = self._cls(**options)
+        except StoreError as exc:
+            raise StoreError(exc.message, store=self) from None
+        except Exception as exc:
+            raise self._error(exc, "connecting to", credentials=credentials) from exc
+        if self.protocol in S3:
+            # botocore already retries each request (``attempts``); s3fs's own loop
+            # on top would multiply the time a dead or silent server takes to fail.
+            fs.retries = 1
+        rfs = RemoteFS(fs, self.protocol, self._block_size)
+        try:
+            self._check_root(rfs, credentials)
+        except BaseException:
+            rfs.close()
+            raise
+        self._rfs = rfs
+        self._credentials = credentials  # in memory only, for reconnecting
+        self._index = MetadataIndex(rfs, self._root + "/.storegui/index",
+                                    listable=self.protocol not in HTTP)
+
+    def _close(self) -> None:
+        rfs, self._rfs, self._index = self._rfs, None, None
+        if rfs is not None:
+            rfs.close()
+
+    def _check_root(self, rfs: RemoteFS, credentials: Any) -> None:
+        """Fail now, with a clear message, if the bucket or folder cannot be used."""
+        try:
+            if rfs.is_s3:
+                bucket = self._root.split("/", 1)[0]
+                try:
+                    rfs.run1(rfs.fs._call_s3("head_bucket", Bucket=bucket))
+                except FileNotFoundError:
+                    raise StoreError(f"connecting to {self.url} failed: the bucket {bucket!r} "
+                                     f"does not exist at {self.endpoint}; create it or correct "
+                                     f"the URL", store=self) from None
+            elif self.protocol in HTTP:
+                try:
+                    rfs.run1(rfs._call("info", self._root + "/"))
+                except FileNotFoundError:
+                    pass  # a site need not serve its root folder
+            elif not self.readonly:
+                if not rfs.flat:
+                    rfs.fs.makedirs(self._root + "/.storegui/tmp", exist_ok=True)
+            elif not rfs.fs.exists(self._root):
+                raise StoreError(f"connecting to {self.url} failed: the folder does not exist",
+                                 store=self)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "connecting to", credentials=credentials) from exc
+
+    def _live(self) -> RemoteFS:
+        self._ensure()
+        rfs = self._rfs
+        if rfs is None:
+            raise StoreError(f"{self.url} was disconnected", store=self)
+        return rfs
+
+    # ------------------------------------------------------------------ errors and paths
+
+    def _error(self, exc: BaseException, action: str, key: str | None = None,
+               credentials: Any = None) -> StoreError:
+        """A StoreError for ``exc``; ``credentials`` being tried are kept out of it too."""
+        return translate(exc, action=action, url=self.url, key=key, store=self,
+                         endpoint=self.endpoint, read_timeout=self._timeouts[1],
+                         secrets=secret_values(self._options, self._credentials, credentials))
+
+    def _check_key(self, key: Any) -> str:
+        key = check_key(key, self)
+        rel = encode_key(key)
+        check_fits(key, [self._in_bucket + rel, f"{self._in_bucket}.storegui/meta/{rel}.json"],
+                   self.protocol, self)
+        return key
+
+    def _rel(self, encoded: str) -> str:
+        return url_quote(encoded) if self.protocol in HTTP else encoded
+
+    def _data_path(self, key: str) -> str:
+        return f"{self._root}/{self._rel(encode_key(key))}"
+
+    def _meta_path(self, key: str) -> str:
+        return f"{self._root}/.storegui/meta/{self._rel(encode_key(key))}.json"
+
+    def _tmp_path(self) -> str:
+        return f"{self._root}/.storegui/tmp/{uuid.uuid4().hex}"
+
+    def _checked(self, results: list[Any], action: str, key: str | None) -> list[Any]:
+        """``results`` of :meth:`RemoteFS.run`, raising the first error as a StoreError."""
+        for result in results:
+            if isinstance(result, BaseException):
+                raise self._error(result, action, key) from result
+        return results
+
+    def _parse_record(self, raw: bytes | None, key: str) -> dict | None:
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            if not isinstance(record.get("metadata"), dict):
+                raise ValueError("no metadata object")
+        except (ValueError, AttributeError) as exc:
+            raise StoreError(f"the metadata of {key!r} at {self._meta_path(key)} is damaged "
+                             f"({exc}); set it again", key, self) from None
+        return record
+
+    # ------------------------------------------------------------------ writes
+
+    def _put(self, key: str, data: BinaryIO | None, metadata_text: str | None,
+             buffer_size: int) -> None:
+        rfs, index = self._live(), self._index
+        data_path, meta_path = self._data_path(key), self._meta_path(key)
+        pending = index.new_pending_path()
+        first = [index.mark_pending(pending, key)]
+        if data is None or metadata_text is None:
+            first.append(rfs.head(data_path))
+        if metadata_text is None:
+            first.append(rfs.read(meta_path))
+        results = self._checked(rfs.run(*first), "writing", key)
+        info = results[1] if len(results) > 1 else None
+        if len(results) > 2 and info is not None:
+            record = self._parse_record(results[2], key)
+            metadata_text = encode_metadata(record["metadata"]) if record else "{}"
+        metadata = json.loads(metadata_text or "{}")
+        if data is None:
+            if info is None:
+                self._quietly(index.clear_pending(pending))
+                raise StoreKeyError(key, self)
+            size = info.size
+        else:
+            size = self._write_data(key, data, buffer_size, pending)
+        now = time.time()
+        seen: dict[str, Any] = {}
+
+        def change(old: dict | None) -> dict:
+            seen["old"] = old
+            created = old.get("created") if old else None
+            return {"metadata": metadata, "created": now if created is None else created}
+
+        def record_write(entry: dict) -> list:
+            document = {"v": 1, "key": key, "metadata": metadata, "size": size,
+                        "created": entry["created"], "modified": now}
+            return [rfs.write(meta_path, json.dumps(document, ensure_ascii=False).encode())]
+
+        try:
+            index.apply(key, change, record_write)
+        except BaseException as exc:
+            if data is not None and "old" in seen and seen["old"] is None:
+                # A new key must not stay behind without its metadata; if the server is
+                # gone, the pending marker makes queries re-check the key instead.
+                self._quietly(rfs.remove(data_path), rfs.remove(meta_path))
+            if isinstance(exc, StoreError):
+                raise
+            raise self._error(exc, "writing", key) from exc
+        self._quietly(index.clear_pending(pending))
+
+    def _write_data(self, key: str, data: BinaryIO, buffer_size: int, pending: str) -> int:
+        source = _Source(data)
+        try:
+            self._back_up(key)
+            return self._rfs.write_stream(self._data_path(key), source, buffer_size,
+                                          self._tmp_path())
+        except BaseException as exc:
+            self._quietly(self._index.clear_pending(pending))
+            if exc is source.error or isinstance(exc, StoreError):
+                raise
+            raise self._error(exc, "writing", key) from exc
+
+    def _delete(self, key: str) -> None:
+        rfs, index = self._live(), self._index
+        data_path, meta_path = self._data_path(key), self._meta_path(key)
+        pending = index.new_pending_path()
+        _, info = self._checked(rfs.run(index.mark_pending(pending, key), rfs.head(data_path)),
+                                "deleting", key)
+        if info is None:
+            self._quietly(index.clear_pending(pending))
+            raise StoreKeyError(key, self)
+        try:
+            self._back_up(key)
+            self._checked(rfs.run(rfs.remove(data_path), rfs.remove(meta_path)), "deleting", key)
+            index.apply(key, lambda _old: None)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "deleting", key) from exc
+        self._prune(data_path)
+        self._prune(meta_path)
+        self._quietly(index.clear_pending(pending))
+
+    def _quietly(self, *coros: Any) -> None:
+        """Run clean-up operations whose failure must not hide the real outcome."""
+        rfs = self._rfs
+        try:
+            if rfs is None:
+                raise RuntimeError("disconnected")
+            rfs.run(*coros)  # errors come back as values and are dropped
+        except Exception:  # noqa: BLE001 - best effort; the server may be gone
+            for coro in coros:
+                coro.close()
+
+    def _prune(self, path: str) -> None:
+        """Remove folders left empty by a delete (only filesystems with real folders)."""
+        rfs = self._rfs
+        if rfs is None or not rfs.posix:
+            return
+        parent = path.rsplit("/", 1)[0]
+        while len(parent) > len(self._root) and parent.startswith(self._root + "/"):
+            try:
+                rfs.fs.rmdir(parent)
+            except Exception:  # noqa: BLE001 - not empty, or already gone
+                return
+            parent = parent.rsplit("/", 1)[0]
