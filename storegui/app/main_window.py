@@ -1,0 +1,452 @@
+"""MainWindow: the merged key tree, metadata and preview panels, actions and transfers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QThreadPool, QTimer
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QHBoxLayout,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import APP_NAME
+from ..config import Workspace, config_dir, recent_workspaces, remember_recent
+from ..stores.errors import StoreError
+from .actions import KeyActions, MountFacts
+from .metadata_panel import MetadataPanel
+from .preview_panel import PreviewPanel
+from .search_panel import SearchPanel
+from .transfer_bar import TransferBar
+from .tree_model import KeyTreeModel
+from .tree_nodes import KeyNode
+from .tree_view import KeyFilterProxyModel, KeyTreeView
+from .window_commands import KeyCommandsMixin
+from .workers import active_workers, run_in_thread
+from .workspace_dialog import WorkspaceDialog
+
+log = logging.getLogger(__name__)
+
+#: How long closing the window waits for running store calls (milliseconds).
+CLOSE_WAIT_MS = 2000
+MIN_POOL_THREADS = 8
+FILTER_DELAY_MS = 150
+
+
+class MainWindow(KeyCommandsMixin, QMainWindow):
+    """The storegui window for one workspace at a time.
+
+    Parameters
+    ----------
+    workspace : Workspace
+        Opened at once; :meth:`open_workspace` replaces it later.
+    store : MountedStore, optional
+        The store to show for ``workspace``, if already built (by default
+        ``workspace.open()`` builds it).
+    """
+
+    def __init__(self, workspace: Workspace, parent: QWidget | None = None, *,
+                 store: Any = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.resize(1100, 700)
+        pool = QThreadPool.globalInstance()
+        # Store calls wait on I/O, not the CPU; a hung store must not starve the rest.
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), MIN_POOL_THREADS))
+        self.workspace: Workspace | None = None
+        self.store: Any = None
+        self.facts: MountFacts | None = None
+        self._closing = False
+        self._shown_key: str | None = None
+        self._shown_store: Any = None
+
+        self.model = KeyTreeModel(parent=self)
+        self.proxy = KeyFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.tree = KeyTreeView(self)
+        self.tree.setModel(self.proxy)
+        self.metadata_panel = MetadataPanel(self)
+        self.preview_panel = PreviewPanel(self)
+        self.transfers = TransferBar(self)
+        self.search_panel = SearchPanel(self)
+        self.actions = KeyActions(self)
+        self.filter_box = QLineEdit(self)
+        self.filter_box.setObjectName("filterBox")
+        self.filter_box.setPlaceholderText("Filter loaded keys (wildcards: * ?)")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.setToolTip("Filter the loaded keys by name; press Enter to search the "
+                                   "whole store (a glob, or name=value for a metadata query)")
+
+        self._build_layout()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self.open_workspace(workspace, store)
+
+    # ------------------------------------------------------------------ building
+
+    def _build_layout(self) -> None:
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.right_splitter.setObjectName("detailsSplitter")
+        self.right_splitter.addWidget(self.metadata_panel)
+        self.right_splitter.addWidget(self.preview_panel)
+        self.right_splitter.setSizes([380, 300])
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("mainSplitter")
+        left = QWidget(self)
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(0, 0, 0, 0)
+        search_row.addWidget(self.filter_box, 1)
+        search_button = QToolButton(left)
+        search_button.setDefaultAction(self.actions.search)
+        search_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        search_row.addWidget(search_button)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(4)
+        left_layout.addLayout(search_row)
+        left_layout.addWidget(self.tree)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.right_splitter)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([640, 460])
+        self.splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.splitter)
+
+        a = self.actions
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolBar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        for item in (a.open_workspace, None, a.new_key, a.export, None, a.push, a.pull,
+                     a.revert, a.delete, None, a.refresh):
+            toolbar.addAction(item) if item is not None else toolbar.addSeparator()
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+        self.search_dock = QDockWidget("Search Results", self)
+        self.search_dock.setObjectName("searchDock")
+        self.search_dock.setWidget(self.search_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.search_dock)
+        self.search_dock.hide()
+
+        self.statusBar().addPermanentWidget(self.transfers)
+
+    def _build_menus(self) -> None:
+        a = self.actions
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(a.open_workspace)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.setObjectName("recentMenu")
+        file_menu.addSeparator()
+        file_menu.addAction(a.new_key)
+        file_menu.addAction(a.export)
+        file_menu.addSeparator()
+        file_menu.addAction(a.quit)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(a.delete)
+        edit_menu.addSeparator()
+        edit_menu.addAction(a.find)
+        edit_menu.addAction(a.search)
+        key_menu = bar.addMenu("&Key")
+        for action in (a.push, a.pull, a.revert):
+            key_menu.addAction(action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(a.refresh)
+        view_menu.addAction(self.search_dock.toggleViewAction())
+        # Shortcuts of menu actions work anywhere in the window; find has no button.
+        self.addAction(a.find)
+
+    def _connect(self) -> None:
+        a = self.actions
+        a.push.triggered.connect(self.push_selected)
+        a.pull.triggered.connect(self.pull_selected)
+        a.revert.triggered.connect(self.revert_selected)
+        a.delete.triggered.connect(self.delete_selected)
+        a.export.triggered.connect(self.export_selected)
+        a.new_key.triggered.connect(self.new_key_from_file)
+        a.refresh.triggered.connect(self.refresh)
+        a.open_workspace.triggered.connect(self.choose_workspace)
+        a.search.triggered.connect(lambda: self.search_store(self.filter_box.text()))
+        a.find.triggered.connect(self._focus_filter)
+        a.quit.triggered.connect(self.close)
+        self.filter_box.textChanged.connect(self._on_filter_changed)
+        self.filter_box.returnPressed.connect(lambda: self.search_store(self.filter_box.text()))
+        self.tree.selectionModel().selectionChanged.connect(self._schedule_selection_update)
+        self.tree.customContextMenuRequested.connect(self._show_context_menu)
+        self._selection_timer = QTimer(self)
+        self._selection_timer.setSingleShot(True)
+        self._selection_timer.setInterval(0)
+        self._selection_timer.timeout.connect(self._on_selection_changed)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(FILTER_DELAY_MS)
+        self._filter_timer.timeout.connect(self._apply_filter)
+        self.model.dataChanged.connect(self._schedule_selection_update)
+        self.model.rowsRemoved.connect(self._schedule_selection_update)
+        self.model.statusMessage.connect(self.show_status)
+        self.model.revealed.connect(self._on_revealed)
+        self.model.folderLoaded.connect(self._on_folder_loaded)
+        self.metadata_panel.statusMessage.connect(self.show_status)
+        self.metadata_panel.metadataApplied.connect(lambda key: self.model.refresh_keys([key]))
+        self.preview_panel.statusMessage.connect(self.show_status)
+        self.transfers.statusMessage.connect(self.show_status)
+        self.search_panel.statusMessage.connect(self.show_status)
+        self.search_panel.searchFailed.connect(self.show_status)
+        self.search_panel.keyChosen.connect(self.reveal_key)
+
+    # ------------------------------------------------------------------ workspace
+
+    def open_workspace(self, workspace: Workspace, store: Any = None) -> bool:
+        """Show ``workspace`` in this window (the current store is let go); False on error.
+
+        ``store`` is the workspace's MountedStore if the caller built it already.
+        """
+        try:
+            if store is None:
+                store = workspace.open()
+        except StoreError as exc:
+            self.show_error(f"Cannot open workspace {workspace.name}", exc)
+            return False
+        self._release_store()
+        self.workspace, self.store, self.facts = workspace, store, None
+        self.model.set_store(store)
+        self.metadata_panel.set_store(store)
+        self.preview_panel.set_store(store)
+        self.search_panel.set_store(store)
+        self.setWindowTitle(f"{workspace.name} — {APP_NAME}")
+        self.show_status(f"Opened {workspace.title}")
+        run_in_thread(MountFacts.probe, store, on_result=self._on_facts,
+                      on_error=self._on_facts_failed, context=store)
+        try:
+            remember_recent(workspace)
+        except (StoreError, OSError) as exc:
+            self.show_status(f"Could not remember the workspace: {exc}")
+        self._fill_recent_menu()
+        self._on_selection_changed()
+        return True
+
+    def _release_store(self) -> None:
+        """Stop work on the current store and disconnect it on a worker."""
+        self.transfers.cancel_all()
+        self.search_panel.stop()
+        self.model.shutdown()
+        store, self.store = self.store, None
+        if store is not None:
+            run_in_thread(store.disconnect, on_error=lambda exc: log.warning(
+                "disconnecting %r failed: %s", store, exc))
+
+    def _on_facts(self, facts: MountFacts) -> None:
+        if self.sender() is not None and self.sender().context is self.store:
+            self.facts = facts
+            self._on_selection_changed()
+
+    def _on_facts_failed(self, exc: BaseException) -> None:
+        if self.sender() is not None and self.sender().context is self.store:
+            reason = f"cannot tell whether the stores can be written ({exc})"
+            self.facts = MountFacts(self.store.mount_point, reason, reason)
+            self.show_status(reason)
+            self._on_selection_changed()
+
+    def choose_workspace(self) -> None:
+        """File > Open Workspace…"""
+        dialog = WorkspaceDialog(self, self.workspace)
+        if dialog.exec() and dialog.workspace() is not None:
+            self.open_workspace(dialog.workspace())
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        try:
+            recent = recent_workspaces()
+        except StoreError as exc:
+            self.recent_menu.addAction(f"(cannot read: {exc})").setEnabled(False)
+            return
+        for ws in recent:
+            action = self.recent_menu.addAction(ws.title)
+            action.triggered.connect(lambda _checked=False, w=ws: self.open_workspace(w))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ------------------------------------------------------------------ selection
+
+    def selected_nodes(self) -> list[KeyNode]:
+        """The selected keys and folders."""
+        rows = self.tree.selectionModel().selectedRows(0)
+        nodes = (self.proxy.source_node(i) for i in rows)
+        return [n for n in nodes if isinstance(n, KeyNode)]
+
+    def _schedule_selection_update(self, *args: Any) -> None:
+        self._selection_timer.start()
+
+    def _target_folder(self, nodes: list[KeyNode]) -> str:
+        current = self.proxy.source_node(self.tree.currentIndex())
+        node = current if isinstance(current, KeyNode) else (nodes[0] if nodes else None)
+        if node is None:
+            return ""
+        if node.is_dir:
+            return node.key
+        return node.parent.key if node.parent is not None else ""
+
+    def _on_selection_changed(self) -> None:
+        nodes = self.selected_nodes()
+        self.actions.update(nodes, self._target_folder(nodes), self.facts)
+        keys = [n.key for n in nodes if not n.is_dir]
+        shown = keys[0] if len(nodes) == 1 and len(keys) == 1 else None
+        if shown != self._shown_key or self._shown_store is not self.store:
+            self._shown_key, self._shown_store = shown, self.store
+            self.metadata_panel.show_key(shown)
+            self.preview_panel.show_key(shown)
+
+    def refresh_shown_key(self, changed: list[str]) -> None:
+        """Read the key shown in the panels again if ``changed`` (keys or folders) covers it."""
+        key = self._shown_key
+        if key is not None and any(key == t or (t.endswith("/") and key.startswith(t))
+                                   for t in changed):
+            self.metadata_panel.reload()
+            self.preview_panel.reload()
+
+    def _show_context_menu(self, pos: Any) -> None:
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        for action in self.actions.key_actions():
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.actions.new_key)
+        menu.addAction(self.actions.refresh)
+        menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    # ------------------------------------------------------------------ filter, search, reveal
+
+    def _focus_filter(self) -> None:
+        self.filter_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_box.selectAll()
+
+    def _on_filter_changed(self, _text: str) -> None:
+        # Filtering a folder of 100,000 rows takes a moment: wait for a pause in typing.
+        self._filter_timer.start()
+
+    def _apply_filter(self) -> None:
+        text = self.filter_box.text()
+        if text.strip() == self.proxy.pattern:
+            return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.proxy.set_pattern(text)
+            if text.strip():
+                self.tree.expand_loaded()
+        finally:
+            QApplication.restoreOverrideCursor()
+
+    def _on_folder_loaded(self, _prefix: str) -> None:
+        if self.proxy.pattern:
+            self.tree.expand_loaded()
+
+    def search_store(self, text: str) -> None:
+        """Search the whole store for ``text`` (a glob, or name=value terms)."""
+        if not text.strip():
+            self.show_status("Type a key pattern (e.g. *.csv) or a query (e.g. kind=image) "
+                             "in the filter box, then search")
+            self._focus_filter()
+            return
+        self.search_dock.show()
+        self.search_panel.search(text)
+
+    def reveal_key(self, key: str) -> None:
+        """Load the folders down to ``key`` and select it in the tree."""
+        if self.proxy.pattern or self.filter_box.text():
+            self.filter_box.clear()
+            self._apply_filter()
+        self.model.reveal(key)
+
+    def _on_revealed(self, key: str) -> None:
+        index = self.proxy.mapFromSource(self.model.index_for_key(key))
+        if not index.isValid():
+            return
+        parent = index.parent()
+        while parent.isValid():
+            self.tree.expand(parent)
+            parent = parent.parent()
+        flags = (QItemSelectionModel.SelectionFlag.ClearAndSelect
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        self.tree.selectionModel().setCurrentIndex(index, flags)
+        self.tree.scrollTo(index)
+
+    # ------------------------------------------------------------------ actions
+
+    def refresh(self) -> None:
+        """List every loaded folder again."""
+        self.model.refresh()
+        self.show_status("Refreshing…")
+
+    # ------------------------------------------------------------------ messages
+
+    def show_status(self, message: str) -> None:
+        """Show ``message`` in the status bar for a while."""
+        self.statusBar().showMessage(message, 15000)
+
+    def show_error(self, title: str, exc: BaseException | str) -> None:
+        """Tell the user about an error: status bar and a dialog."""
+        text = str(exc) or type(exc).__name__
+        self.show_status(f"{title}: {text}")
+        if not self._closing:
+            QMessageBox.warning(self, title, text)
+
+    # ------------------------------------------------------------------ settings and closing
+
+    def _settings(self) -> QSettings:
+        # An explicit file in the platformdirs config dir (which tests redirect),
+        # rather than QSettings' own path logic, which caches its location.
+        return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_settings(self) -> None:
+        s = self._settings()
+        for key, restore in (("geometry", self.restoreGeometry),
+                             ("windowState", self.restoreState),
+                             ("mainSplitter", self.splitter.restoreState),
+                             ("detailsSplitter", self.right_splitter.restoreState),
+                             ("treeHeader", self.tree.header().restoreState)):
+            value = s.value(key)
+            if value is not None:
+                restore(value)
+        header = self.tree.header()
+        self.tree.sortByColumn(header.sortIndicatorSection(), header.sortIndicatorOrder())
+
+    def save_settings(self) -> None:
+        """Remember geometry, splitter sizes and the tree's columns."""
+        s = self._settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        s.setValue("mainSplitter", self.splitter.saveState())
+        s.setValue("detailsSplitter", self.right_splitter.saveState())
+        s.setValue("treeHeader", self.tree.header().saveState())
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.transfers.is_busy() and not self._confirm(
+                "Transfers running",
+                f"{self.transfers.current_title} is still running. Cancel it and close?"):
+            event.ignore()
+            return
+        self._closing = True
+        self.save_settings()
+        self._release_store()
+        for worker in active_workers():
+            worker.quit()
+        # A store call stuck in a dead backing store cannot be interrupted; wait a
+        # little for the rest, never forever.
+        QThreadPool.globalInstance().waitForDone(CLOSE_WAIT_MS)
+        super().closeEvent(event)
+

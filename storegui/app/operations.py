@@ -1,0 +1,128 @@
+"""What the window's actions do to the store, as plain functions run on workers (no Qt).
+
+Targets are full keys, or folder prefixes ending with "/". Transfers take
+``progress(done, total)`` (bytes) and a CancelToken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..stores.importing import import_file
+from ..stores.streaming import CancelToken, copy_stream
+
+Progress = Callable[[int, "int | None"], None]
+
+
+def push_targets(store: Any, targets: Sequence[str], progress: Progress,
+                 cancel: CancelToken) -> list[str]:
+    """Push each key or folder; returns every key pushed. Stops at the first failure."""
+    pushed: list[str] = []
+    for target in targets:
+        pushed += store.push(target, progress=progress, cancel=cancel)
+    return pushed
+
+
+def pull_targets(store: Any, targets: Sequence[str], progress: Progress,
+                 cancel: CancelToken) -> list[str]:
+    """Pull each key or folder into the mount store; returns every key pulled."""
+    pulled: list[str] = []
+    for target in targets:
+        pulled += store.pull(target, progress=progress, cancel=cancel)
+    return pulled
+
+
+def revert_targets(store: Any, targets: Sequence[str]) -> list[str]:
+    """Drop the local copies of shadowing keys (under folders too); returns the keys reverted."""
+    reverted: list[str] = []
+    for target in targets:
+        reverted += store.revert(target)
+    return reverted
+
+
+def delete_local_copies(store: Any, targets: Sequence[str]) -> list[str]:
+    """Delete the mount copies of the keys, and of every key under the folders, all or nothing.
+
+    Backing copies are never touched: a shadowing key shows its backing
+    version again afterwards.
+    """
+    keys: list[str] = []
+    for target in targets:
+        if target.endswith("/"):
+            keys += store.local_keys(target)
+        else:
+            keys.append(target)
+    with store.transaction(f"delete {len(keys)} local copies"):
+        for key in dict.fromkeys(keys):
+            store.delete(key)
+    return keys
+
+
+def export_names(keys: Iterable[str], folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """``(key, file path)`` pairs for saving ``keys`` into ``folder`` under their last names.
+
+    Names that would clash get " (2)", " (3)"… before the extension.
+    """
+    out: list[tuple[str, Path]] = []
+    taken: set[str] = set()
+    for key in keys:
+        base = key.rstrip("/").rsplit("/", 1)[-1] or "key"
+        stem, dot, ext = base.rpartition(".")
+        if not dot or not stem:
+            stem, ext = base, ""
+        name, n = base, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
+        taken.add(name.casefold())
+        out.append((key, Path(folder) / name))
+    return out
+
+
+def export_keys(store: Any, pairs: Sequence[tuple[str, str | os.PathLike]], progress: Progress,
+                cancel: CancelToken) -> list[str]:
+    """Save each key's data to its file: streamed, via a temporary file renamed at the end.
+
+    A cancelled or failed export leaves no partial file (an existing file of
+    that name is kept as it was).
+    """
+    sizes = [store.stat(key).size for key, _ in pairs]
+    total = None if None in sizes else sum(sizes)
+    base = 0
+    written = []
+    for (key, path), size in zip(pairs, sizes, strict=True):
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".storegui-", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as dst, store.get_data(key) as src:
+                done = copy_stream(src, dst, progress=lambda d, _t, b=base: progress(b + d, total),
+                                   cancel=cancel, total=size, key=key)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        base += done
+        written.append(path)
+    return written
+
+
+def import_files(store: Any, plan: Sequence[tuple[str, str | os.PathLike]], progress: Progress,
+                 cancel: CancelToken) -> list[str]:
+    """Store each file as its key (with file metadata and sha256); returns the keys written."""
+    sizes = [os.path.getsize(path) for _, path in plan]
+    total = sum(sizes)
+    base = 0
+    keys = []
+    for (key, path), size in zip(plan, sizes, strict=True):
+        import_file(store, key, path, cancel=cancel,
+                    progress=lambda d, _t, b=base: progress(b + d, total))
+        base += size
+        keys.append(key)
+    return keys
