@@ -172,7 +172,7 @@ class Store:
                 text = self._get_metadata_text(key)
             except KeyError:
                 continue
-            if not criteria or matches(decode_metadata(text), criteria):
+            if not criteria or matches(decode_metadata(text, key, self), criteria):
                 yield key, text
 
     # ------------------------------------------------------------------ checks
@@ -272,7 +272,7 @@ class Store:
         """
         key = self._check_key(key)
         self._ensure()
-        return self._get(key)
+        return self._get(key).locate(key, self)
 
     def stat(self, key: str) -> Entry:
         """Size and modification time of ``key`` without opening its data."""
@@ -298,7 +298,7 @@ class Store:
         """A fresh copy of ``key``'s metadata (only the ``select`` fields, if given)."""
         key = self._check_key(key)
         self._ensure()
-        return select_fields(decode_metadata(self._get_metadata_text(key)), select)
+        return select_fields(decode_metadata(self._get_metadata_text(key), key, self), select)
 
     def multiget(self, keys: Iterable[str]) -> Iterator[Value]:
         """``get`` of each key, in order."""
@@ -325,7 +325,7 @@ class Store:
         self._ensure()
         select = list(select) if select is not None else None
         for key, text in self._query(kwargs):
-            yield key, select_fields(decode_metadata(text), select)
+            yield key, select_fields(decode_metadata(text, key, self), select)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
         """Keys whose metadata has all ``kwargs`` as values (every key with none)."""
@@ -491,7 +491,7 @@ class Store:
         encode_metadata(metadata, key)  # validate before touching anything
         self._ensure()
         with self._key_locks.hold(key):
-            current = decode_metadata(self._get_metadata_text(key))
+            current = decode_metadata(self._get_metadata_text(key), key, self)
             current.update(metadata)
             text = encode_metadata(current, key)
             self._remember(key)

@@ -40,7 +40,9 @@ progress in another process is never disturbed (:mod:`.fs_layout`).
 
 Transactions roll back: the first change of a key hard-links its old record
 into ``trash/``; rollback renames it back (and removes records of keys that
-did not exist); blobs of replaced values are only deleted at commit.
+did not exist); blobs of replaced values are only deleted at commit. A
+transaction whose process was killed is rolled back at the next connect,
+from a journal of its changes (:mod:`.fs_undo`).
 
 Concurrent writers of one key in several *processes* are safe for readers
 (last rename wins) but may leave an unreferenced blob; :meth:`collect_garbage`
@@ -347,6 +349,8 @@ class FileSystemStore(Store):
             write_all(fd, pack_record(size, created, blob, metadata_text) + inline)
             if log is None:
                 os.fsync(fd)
+            else:
+                self._journal(log, key, names, os.fstat(fd).st_ino)
             if new is not None and blob:
                 os.replace(new.name, blob, src_dir_fd=self._dirs.tmp, dst_dir_fd=self._dirs.blobs)
                 if log is not None:
@@ -390,8 +394,15 @@ class FileSystemStore(Store):
         with contextlib.suppress(OSError):
             os.unlink(blob, dir_fd=self._dirs.blobs)
 
+    def _journal(self, log: UndoLog, key: str, names: list[str], inode: int | None) -> None:
+        """Journal a change of ``key`` in the open transaction (see :mod:`.fs_undo`)."""
+        txn = self._txn
+        if txn is not None and key in txn.undo:
+            log.intend(names, txn.undo[key], inode)
+
     def _delete(self, key: str) -> None:
         names = self._names(key)
+        log = self._undo_log()
         with self._lock_for(key):
             current = self._current(key, names, need_data=False)
             try:
@@ -401,6 +412,8 @@ class FileSystemStore(Store):
                     if not stat.S_ISREG(os.stat(names[-1], dir_fd=dfd,
                                                 follow_symlinks=False).st_mode):
                         raise StoreKeyError(key, self)
+                    if log is not None:
+                        self._journal(log, key, names, None)
                     os.unlink(names[-1], dir_fd=dfd)
                 finally:
                     os.close(dfd)
@@ -409,7 +422,7 @@ class FileSystemStore(Store):
                     raise StoreKeyError(key, self) from None
                 raise self._fail(exc, key, "delete") from None
             if current is not None and current[0].blob:
-                self._drop_blob(current[0].blob, self._undo_log())
+                self._drop_blob(current[0].blob, log)
         prune_dirs(self._dirs.root, names[:-1])
 
     def collect_garbage(self, min_age: float = 3600.0) -> int:
@@ -498,6 +511,11 @@ class FileSystemStore(Store):
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+        try:
+            log.committed()
+        except OSError as exc:
+            raise StoreError(f"cannot commit the transaction in {self.path!r}: "
+                             f"{exc.strerror or exc}", store=self) from None
         # Durable from here on: the undo copies and the replaced blobs can go.
         del self._undo_logs[id(txn)]
         for blob in log.doomed:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .errors import StoreError
 from .fs_dirs import DIR_FLAGS, READ_FLAGS, is_abandoned, open_dir, remove_flat_dir, write_all
+from .fs_undo import recover_abandoned
 
 MARKER = ".storegui-store.json"
 INTERNAL = ".storegui"
@@ -199,7 +200,8 @@ def clean_abandoned(dirs: StoreDirs, min_age: float = STALE_AFTER) -> int:
     Writers hold an exclusive ``flock`` on their temp file (and on the
     ``lock`` file of their transaction folder) while they work, so a file
     another live process is writing is never removed; ``min_age`` covers the
-    moment between creating such a file and locking it.
+    moment between creating such a file and locking it. A dead transaction
+    that journaled changes is rolled back first, whatever its age.
     """
     removed = 0
     with os.scandir(dirs.tmp) as entries:
@@ -212,6 +214,11 @@ def clean_abandoned(dirs: StoreDirs, min_age: float = STALE_AFTER) -> int:
     with os.scandir(dirs.trash) as entries:
         names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
     for name in names:
+        # A journal means a dead transaction's changes are on disk: roll them back now.
+        recovered = recover_abandoned(dirs.root, dirs.trash, name)
+        if recovered is not None:
+            removed += recovered
+            continue
         try:
             fd = os.open(name, DIR_FLAGS, dir_fd=dirs.trash)
         except OSError:

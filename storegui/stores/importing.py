@@ -14,13 +14,19 @@ The data streams in (bounded memory) with progress and cancel. The digest is
 only known once the stream ends, so the value is written and its digest then
 added inside one transaction: a failure or cancel at either step leaves no
 key behind (or the previous value, if the key existed).
+
+A file that changes while it is imported (its size, its modification time,
+or it is deleted or replaced) would give a key that matches no version of
+it, so :func:`import_file` checks the open file before and after streaming
+and rolls the import back if anything changed.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -80,11 +86,14 @@ def import_stream(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
+    check: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Store the binary ``stream`` as ``key`` with ``metadata`` plus its size and sha256.
 
     Returns the metadata the key now has. ``progress(done, total)`` is called
-    with bytes; setting ``cancel`` stops the import.
+    with bytes; setting ``cancel`` stops the import. ``check(bytes read)``,
+    if given, runs once the data is stored, inside the import's transaction:
+    an exception it raises rolls the import back.
 
     Raises
     ------
@@ -100,6 +109,8 @@ def import_stream(
     reader = ProgressReader(stream, total, progress, cancel, DIGEST, key)
     with store.transaction(f"import {key}"):
         store.set(key, (reader, md), buffer_size=buffer_size)
+        if check is not None:
+            check(reader.done)
         measured = {"size": reader.done, DIGEST: reader.hexdigest}
         store.update_metadata(key, measured)
     md.update(measured)
@@ -127,14 +138,36 @@ def import_file(
     OSError
         The file cannot be read (missing, a folder, no permission).
     TransferCancelled, StoreError
-        As for :func:`import_stream`; the key is as it was before.
+        As for :func:`import_stream`; the key is as it was before. A
+        StoreError also if the file changed, or was deleted or replaced,
+        while it was being read.
     """
     with open(path, "rb") as f:
+        before = os.fstat(f.fileno())
         md = file_metadata(path)
+        # describe the file that was opened, even if the path was replaced meanwhile
+        md["size"], md["mtime"] = before.st_size, before.st_mtime
         total = md["size"]
         md.update(extra_metadata or {})
+
+        def unchanged(done: int) -> None:
+            if not stat.S_ISREG(before.st_mode):
+                return  # a pipe or device has no size or version to compare
+            after = os.fstat(f.fileno())
+            if after.st_nlink == 0:
+                why = "it was deleted or replaced"
+            elif done != before.st_size or after.st_size != before.st_size:
+                why = f"its size went from {before.st_size} to {after.st_size} bytes"
+            elif after.st_mtime_ns != before.st_mtime_ns:
+                why = "it was modified"
+            else:
+                return
+            raise StoreError(f"{os.fspath(path)!r} changed while it was being imported as "
+                             f"{key!r} ({why}); nothing was stored: import it again once the "
+                             "file is complete", key, store)
+
         return import_stream(store, key, f, md, total=total, progress=progress,
-                             cancel=cancel, buffer_size=buffer_size)
+                             cancel=cancel, buffer_size=buffer_size, check=unchanged)
 
 
 def plan_import(prefix: str, paths: Iterable[str | os.PathLike]) -> list[tuple[str, Path]]:

@@ -18,11 +18,37 @@ _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _decode = json.JSONDecoder().decode
 
 
+def _make_encode() -> Any:
+    """``_encoder.encode``, minus the set-up ``JSONEncoder.encode`` repeats on every call.
+
+    The C encoder is built once (no circular-reference bookkeeping: a cycle
+    ends in RecursionError, which ``encode_metadata`` reports). This halves
+    the cost of encoding small metadata, which a multiset does per key.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the _json accelerator
+        return _encoder.encode
+    # Same arguments as JSONEncoder.iterencode passes for _encoder's settings.
+    c_encode = make(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",",
+                    False, False, False)
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        return join(c_encode(obj, 0))
+
+    return encode
+
+
+_encode = _make_encode()
+
+
 def _explain(value: Any, path: str = "metadata", depth: int = 0) -> str | None:
     """Find the first part of ``value`` that JSON cannot hold, for the error message."""
     if depth > 200:
         return f"{path} is nested too deeply"
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return None if _is_unicode(value) else f"{path} holds {value!r:.60}, not valid text"
+    if value is None or isinstance(value, bool | int):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} is {value!r}, not a finite number"
@@ -30,6 +56,8 @@ def _explain(value: Any, path: str = "metadata", depth: int = 0) -> str | None:
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"{path} has a non-string name {k!r}"
+            if not _is_unicode(k):
+                return f"{path} has the name {k!r:.60}, which is not valid text"
             found = _explain(v, f"{path}[{k!r}]", depth + 1)
             if found:
                 return found
@@ -58,7 +86,7 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
         )
     try:
         metadata = dict(metadata)
-        text = _encoder.encode(metadata)
+        text = _encode(metadata)
         # The encoder turns non-string names (1, True, None) into strings
         # silently; that would not read back equal, so refuse them.
         ok = _names_are_strings(metadata)
@@ -67,11 +95,25 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
         raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key) from None
     if not ok:
         raise InvalidMetadataError(f"metadata cannot be stored: {_explain(metadata)}", key)
+    # A lone surrogate passes the encoder but no store can write it as UTF-8.
+    if not text.isascii() and not _is_unicode(text):
+        reason = _explain(metadata) or "it holds text that is not valid Unicode"
+        raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key)
     return text
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _names_are_strings(value: Any) -> bool:
     # Called on every write: look only inside containers, scalars cost nothing.
+    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
+        return _STR.issuperset(map(type, value))  # flat (the usual case): names only
     if isinstance(value, dict):
         for k, v in value.items():
             if type(k) is not str:
@@ -83,11 +125,33 @@ def _names_are_strings(value: Any) -> bool:
 
 
 _CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
 
 
-def decode_metadata(text: str) -> dict:
-    """A fresh dictionary from stored JSON text."""
-    return _decode(text)
+def decode_metadata(text: str, key: str | None = None, store: Any = None) -> dict:
+    """A fresh dictionary from stored JSON text.
+
+    Raises
+    ------
+    InvalidMetadataError
+        If the stored text is not a JSON object (damaged or foreign data);
+        the message names ``key`` and ``store`` when given.
+    """
+    try:
+        value = _decode(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        reason = f"not JSON: {exc}"
+    else:
+        if isinstance(value, dict):
+            return value
+        reason = f"a JSON {type(value).__name__}, not an object"
+    where = "" if key is None else f" of {key!r}"
+    if store is not None:
+        where += f" in {store!r}"
+    raise InvalidMetadataError(
+        f"the stored metadata{where} is damaged ({reason}); the key can still be "
+        "deleted, or its metadata replaced with set_metadata", key, store)
 
 
 def copy_metadata(metadata: Any, key: str | None = None) -> dict:

@@ -107,7 +107,8 @@ class Value:
         the stream from ``opener`` is positioned and limited.
     """
 
-    __slots__ = ("_opener", "_metadata_text", "size", "created", "modified", "_range", "_data")
+    __slots__ = ("_opener", "_metadata_text", "size", "created", "modified", "_range", "_data",
+                 "_where")
 
     def __init__(
         self,
@@ -125,6 +126,7 @@ class Value:
         self.modified = modified
         self._range = range_opener
         self._data: BinaryIO | None = None
+        self._where: tuple[Any, Any] = (None, None)
 
     @classmethod
     def from_bytes(cls, data: bytes, metadata: dict | None = None, **times: float) -> Value:
@@ -132,10 +134,21 @@ class Value:
         data = bytes(data)
         return cls(lambda: io.BytesIO(data), metadata or {}, len(data), **times)
 
+    def locate(self, key: str, store: Any) -> Value:
+        """Say which key of which store this is, for error messages; returns the value itself."""
+        self._where = (key, store)
+        return self
+
     @property
     def metadata(self) -> dict:
-        """A fresh copy of the metadata (callers may mutate it)."""
-        return decode_metadata(self._metadata_text)
+        """A fresh copy of the metadata (callers may mutate it).
+
+        Raises
+        ------
+        InvalidMetadataError
+            If the stored metadata is damaged (not a JSON object).
+        """
+        return decode_metadata(self._metadata_text, *self._where)
 
     @property
     def metadata_text(self) -> str:
