@@ -74,6 +74,28 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
 }
 
 
+def fsspec_memory(tmp: Path) -> Any:
+    import uuid
+
+    return _cls("fsspec_store", "FsspecStore")(f"memory://storegui-contract/{uuid.uuid4().hex}")
+
+
+def fsspec_s3(tmp: Path) -> Any:
+    """An FsspecStore on a fresh bucket of the session's moto S3 server (127.0.0.1)."""
+    cls = _cls("fsspec_store", "FsspecStore")
+    from s3fixtures import shared_s3_server  # tests/ is on sys.path
+
+    server = shared_s3_server()
+    return cls(f"s3://{server.new_bucket()}/store", **server.store_options())
+
+
+FACTORIES.update({
+    "fsspec-memory": fsspec_memory,
+    "fsspec-s3": fsspec_s3,
+    "mounted-memory-fsspec-s3-ab": mounted(memory, fsspec_s3, "a/b/"),
+})
+
+
 @pytest.fixture(params=sorted(FACTORIES))
 def subject(request, tmp_path) -> Subject:
     built = FACTORIES[request.param](tmp_path)
