@@ -6,13 +6,14 @@ import bisect
 import io
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
-from .base import Store
+from .base import Store, _unpack_value
 from .errors import StoreKeyError
 from .keys import split_child
-from .metadata import decode_metadata, matches
+from .metadata import decode_metadata, encode_metadata, matches
+from .streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
 from .value import Entry, Value
 
 _MISSING = object()
@@ -100,6 +101,53 @@ class MemoryStore(Store):
                     now,
                 )
 
+    def multiset(self, keys: Iterable[str], values: Iterable[Any],
+                 buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """``set`` each key to its value, all or nothing.
+
+        Every value is checked and read first, then all the keys change at
+        once under the store's lock. (With event listeners, or inside an open
+        transaction, this is the generic per-key ``set`` in one transaction,
+        so events are exactly those of ``set``.)
+        """
+        keys, values = list(keys), list(values)
+        if self.event_dispatcher.has_listeners() or self._txn is not None:
+            super().multiset(keys, values, buffer_size)
+            return
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys but {len(values)} values")
+        self._check_writable()
+        self._ensure()
+        items = []
+        try:
+            for key, value in zip(keys, values, strict=True):
+                key = self._check_key(key)
+                data, metadata, _ = _unpack_value(value, key)
+                text = encode_metadata(metadata, key)
+                check_readable(data, key)
+                items.append((key, _read_all(data, buffer_size, key), text))
+        finally:
+            for value in values:
+                if isinstance(value, Value):
+                    value.close()
+        now = time.time()
+        with self._lock:
+            stored = self._items
+            new = []
+            for key, payload, text in items:
+                old = stored.get(key)
+                if old is None:
+                    new.append(key)
+                    stored[key] = _Item(payload, text, now, now)
+                else:
+                    stored[key] = _Item(payload, text, old.created, now)
+            if len(new) < 64:
+                for key in new:
+                    bisect.insort(self._sorted, key)
+            else:  # two sorted runs: the sort merges them in linear time
+                self._sorted.extend(sorted(new))
+                self._sorted.sort()
+
     def _delete(self, key: str) -> None:
         with self._lock:
             if self._items.pop(key, None) is None:
@@ -162,3 +210,14 @@ class MemoryStore(Store):
                 self._items[key] = snapshot
                 if not exists:
                     bisect.insort(self._sorted, key)
+
+
+def _read_all(data: Any, buffer_size: int, key: str) -> bytes:
+    """All of ``data`` as bytes (in ``buffer_size`` reads; text chunks are refused)."""
+    if type(data) is io.BytesIO:
+        return data.read()
+    reader = ProgressReader(data, key=key, owns_stream=False)
+    chunks = []
+    while chunk := reader.read(buffer_size):
+        chunks.append(chunk)
+    return b"".join(chunks)

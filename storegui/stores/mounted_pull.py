@@ -12,8 +12,8 @@ from typing import Any
 from . import events as ev
 from .errors import ReadOnlyError, StoreError, StoreKeyError, VerificationError
 from .mounted_transfer import mount_region, no_local, parse_target, what_happened
-from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, copy_value
-from .verified_copy import TransferMeter, restate, verify_copy
+from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
+from .verified_copy import TransferMeter, copy_checked, restate, verify_copy
 
 
 def _no_backing(key: str) -> str:
@@ -180,9 +180,9 @@ class PullRevertMixin:
         """
         mount = self.mount_store
         try:
-            result = copy_value(self.backing_store, key, mount, short, buffer_size=buffer_size,
-                                progress=progress, cancel=cancel, digest="sha256",
-                                metadata=metadata)
+            result = copy_checked(self.backing_store, key, mount, short,
+                                  buffer_size=buffer_size, progress=progress, cancel=cancel,
+                                  metadata=metadata)
         except VerificationError as exc:
             raise self._drop_bad_copy(what, key, short, exc, had_local) from exc
         except KeyError:

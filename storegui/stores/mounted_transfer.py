@@ -1,9 +1,10 @@
 """Push for MountedStore: stream, verify, then drop the mount copy; shared transfer helpers.
 
 A push streams the mount copy into the backing store's atomic write with
-``copy_value`` (sha256 while streaming, sizes checked), then
-:func:`~.verified_copy.verify_copy` reads a local backing copy back. Errors are
-re-raised naming the full key and saying what state was left behind.
+:func:`~.verified_copy.copy_checked` (sizes checked), then
+:func:`~.verified_copy.verify_copy` compares sha256 digests where the backing
+store is local. Errors are re-raised naming the full key and saying what
+state was left behind.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 from . import events as ev
 from .errors import ReadOnlyError, StoreError, StoreKeyError, TransferCancelled, VerificationError
 from .keys import check_key, check_prefix
-from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, copy_value
-from .verified_copy import TransferMeter, restate, verify_copy
+from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
+from .verified_copy import TransferMeter, copy_checked, restate, verify_copy
 
 
 def is_readonly(store: Any) -> bool:
@@ -123,9 +124,11 @@ class PushMixin:
         "") pushes every key under it that has a mount copy, in key order,
         stopping at the first failure (keys pushed before it stay pushed).
         Each key is streamed from the mount copy into an atomic write in the
-        backing store while its sha256 is computed; then the backing copy's
-        size is checked, and if the backing store is local
-        (``info()["local"]``) its data is read back and the digests compared.
+        backing store; then the backing copy's size is checked, and if the
+        backing store is local (``info()["local"]``) its data is read back and
+        its sha256 compared with the mount copy's (hashed while streaming, or
+        when both stores are local, read again next to the backing copy: the
+        copy itself can then run in the kernel).
         Only then is the mount copy deleted and a StoreSetEvent emitted (the
         key is now remote).
 
@@ -198,8 +201,8 @@ class PushMixin:
             meter.start(key)
             ok = False
             try:
-                result = copy_value(mount, short, backing, key, buffer_size=buffer_size,
-                                    progress=meter.step, cancel=cancel, digest="sha256")
+                result = copy_checked(mount, short, backing, key, buffer_size=buffer_size,
+                                      progress=meter.step, cancel=cancel)
                 ok = True
             except VerificationError as exc:
                 raise self._failed_verification(key, exc) from exc

@@ -8,6 +8,7 @@ written; set / update events are emitted after the commit, as for ``set``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -15,7 +16,8 @@ from . import events as ev
 from .base import _unpack_value
 from .errors import StoreKeyError
 from .metadata import copy_metadata, decode_metadata, encode_metadata
-from .sqlite_blobs import end_owner, new_owner
+from .sqlite_blobs import INLINE_MAX, end_owner, new_owner
+from .sqlite_index import IndexPairs, encode_indexed
 from .sqlite_rows import Row, lookup
 from .streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
 from .value import Value
@@ -40,9 +42,9 @@ class SqliteBatchWrites:
             items = []
             for key, value in pairs:
                 data, metadata, total = _unpack_value(value, key)
-                text = encode_metadata(metadata, key)
+                text, indexed = encode_indexed(metadata, key)
                 check_readable(data, key)
-                items.append((key, data, text, total))
+                items.append((key, data, text, total, indexed))
             self._write_many(items, buffer_size, "multiset")
         finally:
             for _, value in pairs:
@@ -52,12 +54,15 @@ class SqliteBatchWrites:
     def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Mapping]) -> None:
         """``set_metadata`` of each key, in one transaction (every key must exist)."""
         pairs = self._checked_pairs(keys, metadatas)
-        items = [(key, None, encode_metadata(md, key), None) for key, md in pairs]
+        items = []
+        for key, md in pairs:
+            text, indexed = encode_indexed(md, key)
+            items.append((key, None, text, None, indexed))
         self._write_many(items, DEFAULT_BUFFER_SIZE, "multiset_metadata")
 
-    def _write_many(self, items: list[tuple[str, Any, str | None, int | None]],
+    def _write_many(self, items: list[tuple[str, Any, str, int | None, IndexPairs]],
                     buffer_size: int, notes: str) -> None:
-        """Write ``(key, stream or None, metadata text or None, total)`` items in one go."""
+        """Write ``(key, stream or None, metadata text, total, index pairs)`` items in one go."""
         emit = self.event_dispatcher.emit
         listening = self.event_dispatcher.has_listeners()
         self._ensure()
@@ -65,10 +70,17 @@ class SqliteBatchWrites:
             rows = []
             owner = new_owner()
             try:
-                for key, data, text, total in items:
+                for key, data, text, total, indexed in items:
                     if data is None:
-                        rows.append(Row(key, text))
+                        rows.append(Row(key, text, indexed=indexed))
                         continue
+                    if not listening and type(data) is io.BytesIO:
+                        # small values in memory (the common bulk case): no chunk machinery
+                        head = data.read(INLINE_MAX + 1)
+                        if len(head) <= INLINE_MAX:
+                            rows.append(Row(key, text, len(head), head, None, indexed))
+                            continue
+                        data.seek(-len(head), io.SEEK_CUR)
                     reader = data
                     if listening:
                         emit(ev.StoreProgressStartEvent(self, key, total))
@@ -82,7 +94,7 @@ class SqliteBatchWrites:
                         raise
                     if listening:
                         emit(ev.StoreProgressEndEvent(self, key, reader.done, True))
-                    rows.append(Row(key, text, size, inline, blob_id))
+                    rows.append(Row(key, text, size, inline, blob_id, indexed))
                 with self._db.writing() as conn:
                     self._store(conn, rows)
                     if listening:
@@ -124,7 +136,7 @@ class SqliteBatchWrites:
             for key, fields in updates:
                 if key not in current:
                     raise StoreKeyError(key, self)
-                merged.setdefault(key, decode_metadata(current[key])).update(fields)
+                merged.setdefault(key, decode_metadata(current[key], key, self)).update(fields)
             self._store(conn, [Row(k, encode_metadata(md, k)) for k, md in merged.items()])
         for key, fields in updates:
             self._emit(ev.StoreUpdateEvent(self, key, fields))

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .metadata import decode_metadata
+from .metadata import decode_metadata, encode_metadata
 
 #: Canonical texts longer than this are indexed by their SHA-256 digest.
 MAX_INDEXED_TEXT = 200
@@ -109,14 +109,79 @@ def index_value(value: Any) -> str:
     return text
 
 
+IndexPairs = tuple[tuple[str, str], ...]
+"""``(name, index text)`` of each top-level metadata field."""
+
+
+def index_pairs(metadata_text: str) -> IndexPairs:
+    """``(name, index text)`` of each top-level field of stored metadata."""
+    return tuple((name, index_value(value))
+                 for name, value in decode_metadata(metadata_text).items())
+
+
 def index_rows(key_id: int, metadata_text: str) -> set[tuple[str, str, int]]:
     """``(name, value, key_id)`` rows of the metadata index for one key."""
-    return {(name, index_value(value), key_id)
-            for name, value in decode_metadata(metadata_text).items()}
+    return {(name, value, key_id) for name, value in index_pairs(metadata_text)}
 
 
-def query_page_sql(n_criteria: int) -> str:
+def encode_indexed(metadata: Any, key: str | None = None) -> tuple[str, IndexPairs]:
+    """``encode_metadata(metadata, key)`` and its :func:`index_pairs`, in one pass.
+
+    Flat metadata of plain scalars (the usual case) is encoded field by field
+    here, producing exactly the text ``encode_metadata`` gives, and each
+    field's index text on the way; anything else goes through
+    ``encode_metadata`` and is decoded again. A multiset of many small keys
+    spends most of its Python time here.
+
+    Raises
+    ------
+    InvalidMetadataError
+        As ``encode_metadata``.
+    """
+    if type(metadata) is dict:
+        parts = []
+        pairs = []
+        for name, value in metadata.items():
+            kind = type(value)
+            if type(name) is not str:
+                break
+            if kind is str:
+                text = index = _encode_str(value)
+            elif kind is int:
+                text = index = int.__repr__(value)
+            elif kind is bool:
+                text = index = "true" if value else "false"
+            elif value is None:
+                text = index = "null"
+            elif kind is float and math.isfinite(value):
+                text = float.__repr__(value)
+                index = int.__repr__(int(value)) if value.is_integer() else text
+            else:
+                break  # containers, subclasses, bad values: the general path below
+            if len(index) > MAX_INDEXED_TEXT:
+                index = "#" + hashlib.sha256(index.encode("utf-8")).hexdigest()
+            parts.append(f"{_encode_str(name)}:{text}")
+            pairs.append((name, index))
+        else:
+            text = "{" + ",".join(parts) + "}"
+            if text.isascii() or _is_utf8(text):
+                return text, tuple(pairs)
+    text = encode_metadata(metadata, key)
+    return text, index_pairs(text)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: encode_metadata explains the refusal
+        return False
+    return True
+
+
+def query_page_sql(n_criteria: int, with_metadata: bool = True) -> str:
     """One page of an equality query: rows ``(key_id, key, metadata)`` in key_id order.
+
+    Without ``with_metadata`` the rows are ``(key_id, key)`` (for ``query_keys``).
 
     Parameters are ``name, value, after_key_id`` of the driving criterion,
     then ``name, value`` of each other criterion, then the page size. The
@@ -126,8 +191,8 @@ def query_page_sql(n_criteria: int) -> str:
     others = (" AND EXISTS (SELECT 1 FROM meta_index AS o"
               " WHERE o.name = ? AND o.value = ? AND o.key_id = m.key_id)")
     return (
-        "SELECT m.key_id, k.key, k.metadata"
-        " FROM meta_index AS m CROSS JOIN keys AS k ON k.id = m.key_id"
+        "SELECT m.key_id, k.key" + (", k.metadata" if with_metadata else "")
+        + " FROM meta_index AS m CROSS JOIN keys AS k ON k.id = m.key_id"
         " WHERE m.name = ? AND m.value = ? AND m.key_id > ?"
         + others * (n_criteria - 1)
         + " ORDER BY m.key_id LIMIT ?"

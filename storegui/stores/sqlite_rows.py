@@ -7,25 +7,31 @@ few SQL statements per key rather than a transaction per key.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
-from .errors import StoreError
+from .errors import InvalidMetadataError, StoreError
 from .sqlite_blobs import GARBAGE
-from .sqlite_index import index_rows
+from .sqlite_index import IndexPairs, index_pairs, index_rows
 
 #: Keys looked up per ``IN (...)`` query (well under SQLite's parameter limit).
 LOOKUP_BATCH = 500
+#: Metadata index rows per INSERT statement in a bulk write.
+INDEX_ROWS_PER_STATEMENT = 100
+_INDEX_INSERT = "INSERT INTO meta_index (name, value, key_id) VALUES "
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """One key to write.
 
     ``metadata`` None keeps the key's metadata (``"{}"`` for a new key);
     ``size`` None keeps its data. Otherwise the data is ``inline`` bytes or
-    the pending blob ``blob_id``.
+    the pending blob ``blob_id``. ``indexed`` may hold the metadata's
+    :func:`~.sqlite_index.index_pairs`, if the caller has them already.
+
+    (A named tuple: a multiset of 100,000 keys builds 100,000 of them.)
     """
 
     key: str
@@ -33,6 +39,7 @@ class Row:
     size: int | None = None
     inline: bytes | None = None
     blob_id: int | None = None
+    indexed: IndexPairs | None = None
 
 
 def _merge(rows: Iterable[Row]) -> tuple[list[Row], list[int]]:
@@ -43,11 +50,11 @@ def _merge(rows: Iterable[Row]) -> tuple[list[Row], list[int]]:
         prev = latest.get(row.key)
         if prev is not None:
             if row.size is None:
-                row = replace(row, size=prev.size, inline=prev.inline, blob_id=prev.blob_id)
+                row = row._replace(size=prev.size, inline=prev.inline, blob_id=prev.blob_id)
             elif prev.blob_id is not None:
                 dropped.append(prev.blob_id)
             if row.metadata is None:
-                row = replace(row, metadata=prev.metadata)
+                row = row._replace(metadata=prev.metadata, indexed=prev.indexed)
         latest[row.key] = row
     return list(latest.values()), dropped
 
@@ -83,7 +90,7 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
             raise missing(row.key)
 
     next_id: int | None = None
-    inserts, index_add, index_drop = [], [], []
+    inserts, index_add, index_drop, index_wipe = [], [], [], []
     set_all, set_data, set_meta = [], [], []
     for row in rows:
         old = existing.get(row.key)
@@ -97,7 +104,8 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
             inserts.append((key_id, row.key, row.size, now, now, metadata, row.blob_id,
                             row.inline))
             if row.metadata is not None:
-                index_add.extend(index_rows(key_id, metadata))
+                pairs = index_pairs(metadata) if row.indexed is None else row.indexed
+                index_add.extend([(name, value, key_id) for name, value in pairs])
             continue
         key_id, old_blob, old_metadata = old
         if row.size is None:
@@ -109,7 +117,14 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
         if row.size is not None and old_blob is not None and old_blob != row.blob_id:
             garbage.append(old_blob)
         if row.metadata is not None and row.metadata != old_metadata:
-            before, after = index_rows(key_id, old_metadata), index_rows(key_id, row.metadata)
+            before = old_index_rows(key_id, old_metadata)
+            if row.indexed is None:
+                after = index_rows(key_id, row.metadata)
+            else:
+                after = {(name, value, key_id) for name, value in row.indexed}
+            if before is None:  # damaged metadata: its index rows cannot be named
+                index_wipe.append((key_id,))
+                before = set()
             index_drop.extend(before - after)
             index_add.extend(after - before)
 
@@ -125,14 +140,35 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
                          " WHERE id = ?", set_data)
     if set_meta:
         conn.executemany("UPDATE keys SET metadata = ?, modified = ? WHERE id = ?", set_meta)
+    if index_wipe:  # a scan of the index, only for keys whose stored metadata was damaged
+        conn.executemany("DELETE FROM meta_index WHERE key_id = ?", index_wipe)
     if index_drop:
         conn.executemany("DELETE FROM meta_index WHERE name = ? AND value = ? AND key_id = ?",
                          index_drop)
     if index_add:
-        conn.executemany("INSERT INTO meta_index (name, value, key_id) VALUES (?, ?, ?)",
-                         index_add)
+        insert_index_rows(conn, index_add)
     mark_garbage(conn, garbage)
     return garbage
+
+
+def insert_index_rows(conn: sqlite3.Connection, rows: list[tuple[str, str, int]]) -> None:
+    """Insert metadata index rows, in index order and many per statement.
+
+    In order, the B-tree grows at the ends of its runs instead of splitting
+    pages all over; with fewer statements the per-row overhead goes too. For
+    a multiset of 100,000 keys with three fields this halves the index's
+    cost (about 1.0 s to 0.6 s here, the sort included).
+    """
+    rows = sorted(rows)
+    per = INDEX_ROWS_PER_STATEMENT
+    whole = len(rows) // per * per
+    if whole:
+        sql = _INDEX_INSERT + ",".join(["(?, ?, ?)"] * per)
+        flat = itertools.chain.from_iterable
+        for start in range(0, whole, per):
+            conn.execute(sql, list(flat(rows[start:start + per])))
+    if whole < len(rows):
+        conn.executemany(_INDEX_INSERT + "(?, ?, ?)", rows[whole:])
 
 
 def delete_row(conn: sqlite3.Connection, key: str,
@@ -145,12 +181,24 @@ def delete_row(conn: sqlite3.Connection, key: str,
     if row is None:
         raise missing(key)
     key_id, blob_id, metadata = row
-    conn.executemany("DELETE FROM meta_index WHERE name = ? AND value = ? AND key_id = ?",
-                     index_rows(key_id, metadata))
+    stale = old_index_rows(key_id, metadata)
+    if stale is None:  # damaged metadata: drop whatever the index holds for the key
+        conn.execute("DELETE FROM meta_index WHERE key_id = ?", (key_id,))
+    else:
+        conn.executemany("DELETE FROM meta_index WHERE name = ? AND value = ? AND key_id = ?",
+                         stale)
     conn.execute("DELETE FROM keys WHERE id = ?", (key_id,))
     if blob_id is not None:
         mark_garbage(conn, [blob_id])
     return blob_id
+
+
+def old_index_rows(key_id: int, metadata_text: str) -> set[tuple[str, str, int]] | None:
+    """The index rows of stored metadata, or None if that metadata is damaged (not JSON)."""
+    try:
+        return index_rows(key_id, metadata_text)
+    except InvalidMetadataError:
+        return None
 
 
 def own_blobs(conn: sqlite3.Connection, blob_ids: list[int]) -> None:

@@ -31,6 +31,13 @@ from .errors import NotConnectedError, ReadOnlyError, StoreError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: At most 64 MiB of cached pages per connection (a limit, used only as needed).
+CACHE_SIZE_PRAGMA = "PRAGMA cache_size = -65536"
+#: The WAL is checkpointed into the file once it holds this much (SQLite's
+#: default, 1000 pages, is 16 MiB here: a large value streamed in would
+#: checkpoint, with two fsyncs, every 16 chunks). Also the size the WAL file
+#: is truncated back to.
+WAL_CHECKPOINT_BYTES = 64 << 20
 APPLICATION_ID = 0x53475549  # "SGUI"
 TABLES = ("keys", "blobs", "chunks", "meta_index")
 
@@ -90,8 +97,8 @@ def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -65536")  # a limit, used only as needed
-        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_BYTES}")
+        size_pragmas(conn)
         # Some builds (Debian's) zero every freed page: that makes freeing a large
         # value cost as much as writing it again. Space is reused, not scrubbed.
         conn.execute("PRAGMA secure_delete = OFF")
@@ -99,6 +106,13 @@ def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def size_pragmas(conn: sqlite3.Connection) -> None:
+    """Set the cache limit and the checkpoint threshold for the file's page size."""
+    conn.execute(CACHE_SIZE_PRAGMA)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0] or 4096
+    conn.execute(f"PRAGMA wal_autocheckpoint = {max(1000, WAL_CHECKPOINT_BYTES // page_size)}")
 
 
 def check_path(path: str) -> None:

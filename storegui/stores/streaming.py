@@ -8,20 +8,23 @@ destination's atomic write, so no partial key is left behind.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
-import os
-import stat
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from .copy_threads import HashWorker, WriteBehind
 from .errors import InvalidDataError, TransferCancelled
+from .kernel_copy import is_regular_file, kernel_copy, regular_file_fd
 
 DEFAULT_BUFFER_SIZE = 1 << 20
+#: A digest is computed inline for the first bytes of a stream, then on a
+#: helper thread (see :class:`.copy_threads.HashWorker`), and a copy writes on
+#: a helper thread after that many bytes (:class:`.copy_threads.WriteBehind`):
+#: small values start no thread.
+INLINE_HASH_BYTES = 4 << 20
 
 Progress = Callable[[int, "int | None"], None]
 """``progress(done, total)``: bytes done so far and the total (None if unknown)."""
@@ -54,6 +57,8 @@ class CancelToken:
 
 def check_readable(data: Any, key: str | None = None) -> None:
     """Raise :class:`InvalidDataError` unless ``data`` is a readable binary stream."""
+    if type(data) is io.BytesIO and not data.closed:  # the common case, checked per key
+        return
     read = getattr(data, "read", None)
     if not callable(read):
         hint = " (use from_bytes for bytes)" if isinstance(data, bytes | bytearray) else ""
@@ -89,7 +94,8 @@ class ProgressReader(io.RawIOBase):
         ``progress(done, total)`` after every chunk.
     cancel : CancelToken, optional
     digest : str, optional
-        A hashlib algorithm name (e.g. "sha256") to compute while reading.
+        A hashlib algorithm name (e.g. "sha256") to compute while reading
+        (on a helper thread once the stream is past :data:`INLINE_HASH_BYTES`).
     key : str, optional
         For error messages.
     owns_stream : bool
@@ -115,12 +121,23 @@ class ProgressReader(io.RawIOBase):
         self._progress = progress
         self._cancel = cancel
         self._hash = hashlib.new(digest) if digest else None
+        self._worker: HashWorker | None = None
         self._key = key
 
     @property
     def hexdigest(self) -> str | None:
         """The digest of everything read so far (None if no digest was asked for)."""
+        if self._worker is not None:
+            return self._worker.hexdigest()
         return self._hash.hexdigest() if self._hash is not None else None
+
+    def _update_hash(self, chunk: Any) -> None:
+        if self._worker is None:
+            if self.done <= INLINE_HASH_BYTES:
+                self._hash.update(chunk)
+                return
+            self._worker = HashWorker(self._hash)
+        self._worker.feed(chunk)  # copied unless bytes: the caller may reuse a readinto buffer
 
     def readable(self) -> bool:
         return True
@@ -130,7 +147,7 @@ class ProgressReader(io.RawIOBase):
         if n:
             self.done += n
             if self._hash is not None:
-                self._hash.update(chunk)
+                self._update_hash(chunk)
         if self._progress is not None:
             self._progress(self.done, self.total)
 
@@ -190,12 +207,7 @@ class ProgressReader(io.RawIOBase):
         inner = self.raw_stream
         if isinstance(inner, ProgressReader):
             return inner._kernel_copyable()
-        try:
-            if not inner.seekable():
-                return False
-            return stat.S_ISREG(os.fstat(inner.fileno()).st_mode)
-        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-            return False
+        return is_regular_file(inner)
 
     def _copy_chunk(self, fd: int, size: int) -> int:
         """Copy up to ``size`` bytes; 0 at the end, -1 if the kernel cannot copy here."""
@@ -205,7 +217,7 @@ class ProgressReader(io.RawIOBase):
         if isinstance(inner, ProgressReader):
             n = inner._copy_chunk(fd, size)
         else:
-            n = _kernel_copy(inner, fd, size)
+            n = kernel_copy(inner, fd, size)
         if n > 0:
             self.done += n
         if self._progress is not None and n >= 0:
@@ -213,34 +225,47 @@ class ProgressReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
         if not self.closed and self._owns_stream:
             self.raw_stream.close()
         super().close()
 
 
-def _kernel_copy(src: Any, fd: int, size: int) -> int:
-    """Copy up to ``size`` bytes from ``src``'s position to ``fd``; -1 if unsupported."""
-    pos = src.tell()
-    src_fd = src.fileno()
-    n = -1
-    if hasattr(os, "copy_file_range"):
-        try:
-            n = os.copy_file_range(src_fd, fd, size, pos)
-        except OSError as exc:
-            if exc.errno not in _NO_KERNEL_COPY:
-                raise
-    if n < 0 and sys.platform.startswith("linux"):
-        try:
-            n = os.sendfile(fd, src_fd, pos, size)
-        except OSError as exc:
-            if exc.errno not in _NO_KERNEL_COPY:
-                raise
-    if n > 0:
-        src.seek(pos + n)  # the copy used an explicit offset: move the stream past it
-    return n
+def _copy_in_kernel(src: Any, dst: Any, chunk: int, progress: Progress | None,
+                    cancel: CancelToken | None, total: int | None, key: str | None) -> int:
+    """Copy ``src`` to ``dst`` in the kernel where both are regular files; bytes copied.
 
-
-_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+    Returns 0 when the kernel cannot do it (a pipe, a socket, an in-memory
+    stream, a digest to compute...); if it stops part way, what is left is
+    the caller's to copy as usual. ``dst`` is flushed first: the kernel
+    writes at its descriptor's position.
+    """
+    if isinstance(src, ProgressReader):
+        if not src._kernel_copyable():
+            return 0
+        step = src._copy_chunk
+    elif is_regular_file(src):
+        def step(fd: int, size: int) -> int:
+            return kernel_copy(src, fd, size)
+    else:
+        return 0
+    fd = regular_file_fd(dst)
+    if fd is None:
+        return 0
+    flush = getattr(dst, "flush", None)
+    if callable(flush):
+        flush()
+    done = 0
+    while True:
+        if cancel is not None:
+            cancel.check(key)
+        n = step(fd, chunk)
+        if n <= 0:
+            return done
+        done += n
+        if progress is not None:
+            progress(done, total)
 
 
 def copy_stream(
@@ -254,32 +279,56 @@ def copy_stream(
 ) -> int:
     """Copy ``src`` to ``dst`` (anything with ``write``) in chunks; return bytes copied.
 
-    Raises :class:`TransferCancelled` between chunks once ``cancel`` is set;
-    what was written to ``dst`` up to then is the caller's to discard.
+    When both are regular files (an export of a FileSystemStore value to a
+    file) the bytes move in the kernel (``os.copy_file_range``, else
+    ``os.sendfile``), chunk by chunk with the same progress and cancel.
+    Otherwise, past the first :data:`INLINE_HASH_BYTES`, ``dst`` is written
+    on a helper thread (in order) while the next chunk is read, so reading an
+    SqliteStore value and writing a file overlap. Raises
+    :class:`TransferCancelled` between chunks once ``cancel`` is set; what
+    was written to ``dst`` up to then is the caller's to discard.
     """
-    buf = bytearray(max(1, buffer_size))
+    chunk_size = max(1, buffer_size)
+    done = _copy_in_kernel(src, dst, chunk_size, progress, cancel, total, key)
+    buf = bytearray(chunk_size)
     view = memoryview(buf)
     readinto = getattr(src, "readinto", None)
-    done = 0
-    while True:
-        if cancel is not None:
-            cancel.check(key)
-        if readinto is not None:
-            n = readinto(view)
-            if not n:
-                break
-            dst.write(view[:n])
-        else:
-            chunk = src.read(buffer_size)
-            if not chunk:
-                break
-            if not isinstance(chunk, bytes | bytearray | memoryview):
-                raise InvalidDataError("data stream returned text, not bytes", key)
-            n = len(chunk)
-            dst.write(chunk)
-        done += n
-        if progress is not None:
-            progress(done, total)
+    writer: WriteBehind | None = None
+    try:
+        while True:
+            if cancel is not None:
+                cancel.check(key)
+            if readinto is not None:
+                target = view if writer is None else writer.buffer(chunk_size)
+                n = readinto(target)
+                if not n:
+                    break
+                if writer is None:
+                    dst.write(view[:n])
+                else:
+                    writer.send(target, n)
+            else:
+                chunk = src.read(buffer_size)
+                if not chunk:
+                    break
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise InvalidDataError("data stream returned text, not bytes", key)
+                n = len(chunk)
+                if writer is None:
+                    dst.write(chunk)
+                else:
+                    writer.send_copy(chunk)
+            done += n
+            if writer is None and done > INLINE_HASH_BYTES:
+                writer = WriteBehind(dst)
+            if progress is not None:
+                progress(done, total)
+        if writer is not None:
+            writer.close()  # everything written; raises the writer's error, if any
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     return done
 
 
@@ -310,15 +359,44 @@ def copy_value(
     checked (source's claimed size, bytes read, destination's size); a
     mismatch raises :class:`~storegui.stores.errors.VerificationError` after
     the caller's copy has been written, so callers that must not keep a bad
-    copy (push) check the result before deleting anything.
+    copy (push) check the result before deleting anything. With ``digest``
+    (a hashlib name) the bytes are hashed on the way, which rules out a
+    kernel copy between two files.
+    """
+    return copy_from_value(src_store.get(src_key), src_store, src_key, dst_store, dst_key,
+                           buffer_size=buffer_size, progress=progress, cancel=cancel,
+                           digest=digest, metadata=metadata)
+
+
+def copy_from_value(
+    value: Any,
+    src_store: Any,
+    src_key: str,
+    dst_store: Any,
+    dst_key: str,
+    *,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    digest: str | None = None,
+    metadata: dict | None = None,
+) -> CopyResult:
+    """:func:`copy_value` of a :class:`~.value.Value` already read from ``src_store``.
+
+    The value's data stream is consumed and closed; ``value.open()`` still
+    gives a new stream of the same version (to verify the copy against).
     """
     from .errors import VerificationError
 
-    value = src_store.get(src_key)
     with value.data as stream:
-        reader = ProgressReader(stream, value.size, progress, cancel, digest, src_key)
-        md = value.metadata if metadata is None else metadata
-        dst_store.set(dst_key, (reader, md), buffer_size=buffer_size)
+        reader = ProgressReader(stream, value.size, progress, cancel, digest, src_key,
+                                owns_stream=False)
+        try:
+            md = value.metadata if metadata is None else metadata
+            dst_store.set(dst_key, (reader, md), buffer_size=buffer_size)
+            hexdigest = reader.hexdigest
+        finally:
+            reader.close()
     if value.size is not None and reader.done != value.size:
         raise VerificationError(
             f"copy of {src_key!r} read {reader.done} bytes but the source said {value.size}",
@@ -332,4 +410,4 @@ def copy_value(
             dst_key,
             dst_store,
         )
-    return CopyResult(reader.done, reader.hexdigest)
+    return CopyResult(reader.done, hexdigest)

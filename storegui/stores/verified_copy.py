@@ -1,25 +1,40 @@
 """Store-to-store copies for push and pull: verified, with progress over many keys.
 
-``copy_value(..., digest="sha256")`` streams while hashing and checks sizes;
-:func:`verify_copy` then, where the destination is local (``info()["local"]``),
-reads the new copy back and compares digests. :func:`restate` re-raises an
-error naming the full key; :class:`TransferMeter` reports bytes over many keys.
+:func:`copy_checked` streams a value into the other store and checks sizes;
+:func:`verify_copy` then compares sha256 digests where that is cheap enough:
+
+- both stores local (``info()["local"]``, e.g. two FileSystemStores or an
+  SqliteStore and a FileSystemStore): the copy runs without hashing (between
+  two files, in the kernel), then the source version that was copied and the
+  new copy are read and hashed side by side: one reading thread, a hashing
+  thread each, so on two cores the check costs about one hash pass;
+- a remote source: hashed while it streams (the network is slower than the
+  hash), then the local copy is read back and compared;
+- a remote destination: hashed while streaming but not read back (too
+  costly); the sizes are checked.
+
+:func:`restate` re-raises an error naming the full key;
+:class:`TransferMeter` reports bytes over many keys.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from . import events as ev
+from .copy_threads import HashWorker
 from .errors import StoreError, StoreKeyError, VerificationError
 from .streaming import (
     DEFAULT_BUFFER_SIZE,
+    INLINE_HASH_BYTES,
     CancelToken,
-    CopyResult,
     Progress,
+    copy_from_value,
     copy_stream,
 )
+from .value import Value
 
 
 def is_local(store: Any) -> bool:
@@ -45,27 +60,124 @@ def sha256_of(store: Any, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE,
     return sink.hash.hexdigest()
 
 
-def verify_copy(dst: Any, dst_key: str, result: CopyResult,
-                buffer_size: int = DEFAULT_BUFFER_SIZE, cancel: CancelToken | None = None) -> None:
-    """Compare ``dst[dst_key]``'s sha256 with ``result.digest``, if ``dst`` is local.
+def sha256_side_by_side(streams: list[BinaryIO], buffer_size: int = DEFAULT_BUFFER_SIZE,
+                        cancel: CancelToken | None = None, key: str | None = None,
+                        size: int | None = None) -> list[str]:
+    """The sha256 hex digests of several streams, read in turn on this thread.
 
-    A non-local store is not read back (too costly); ``copy_value`` has
-    checked its size already.
+    Each stream is hashed on its own helper thread (hashlib releases the
+    GIL), unless ``size`` says the streams are small. Reading stays on the
+    calling thread, so an SqliteStore stream uses the connection this thread
+    already has.
+
+    Raises
+    ------
+    TransferCancelled
+        ``cancel`` was set (checked before every round of reads).
+    """
+    threaded = size is None or size > INLINE_HASH_BYTES
+    hashes = [hashlib.sha256() for _ in streams]
+    workers = [HashWorker(h) for h in hashes] if threaded else []
+    buffer_size = max(1, buffer_size)
+    try:
+        live = list(range(len(streams)))
+        while True:
+            if cancel is not None:
+                cancel.check(key)
+            if not live:
+                break
+            for i in list(live):
+                if workers and hasattr(streams[i], "readinto"):
+                    buffer = workers[i].buffer(buffer_size)
+                    n = streams[i].readinto(buffer)
+                    if n:
+                        workers[i].send(buffer, n)
+                else:
+                    chunk = streams[i].read(buffer_size)
+                    n = len(chunk)
+                    if n:
+                        (workers[i].feed if workers else hashes[i].update)(chunk)
+                if not n:
+                    live.remove(i)
+        return [w.hexdigest() for w in workers] if workers else [h.hexdigest() for h in hashes]
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+@dataclass
+class CheckedCopy:
+    """What :func:`copy_checked` moved, and what :func:`verify_copy` needs to check it.
+
+    ``digest`` is the sha256 of the bytes sent when they were hashed on the
+    way; ``source`` is the source version copied, kept to be hashed next to
+    the copy when both stores are local.
+    """
+
+    size: int
+    digest: str | None
+    source: Value | None = None
+
+
+def copy_checked(src: Any, src_key: str, dst: Any, dst_key: str, *,
+                 buffer_size: int = DEFAULT_BUFFER_SIZE, progress: Progress | None = None,
+                 cancel: CancelToken | None = None,
+                 metadata: dict | None = None) -> CheckedCopy:
+    """Stream ``src[src_key]`` into ``dst[dst_key]`` (atomic write, sizes checked).
+
+    See the module docstring for when the data is hashed on the way.
+
+    Raises
+    ------
+    KeyError
+        ``src`` has no ``src_key``.
+    VerificationError
+        The sizes disagree (the copy has been written).
+    TransferCancelled, StoreError
+        The write failed or was cancelled; ``dst`` is unchanged.
+    """
+    both_local = is_local(src) and is_local(dst)
+    value = src.get(src_key)
+    result = copy_from_value(value, src, src_key, dst, dst_key, buffer_size=buffer_size,
+                             progress=progress, cancel=cancel,
+                             digest=None if both_local else "sha256", metadata=metadata)
+    return CheckedCopy(result.size, result.digest, value if both_local else None)
+
+
+def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
+                buffer_size: int = DEFAULT_BUFFER_SIZE, cancel: CancelToken | None = None) -> None:
+    """Compare the sha256 of ``dst[dst_key]`` with the source's, where that is cheap.
+
+    With a kept source version, both are hashed side by side, and the
+    source version is then let go (``result.source`` becomes None: an
+    SqliteStore may free its data as soon as the caller deletes it); else
+    the digest computed while streaming is compared with a read-back of a
+    local ``dst``. A non-local ``dst`` is not read back (too costly);
+    :func:`copy_checked` has checked its size already.
 
     Raises
     ------
     VerificationError
         The digests differ.
     TransferCancelled
-        ``cancel`` was set while reading the copy back.
+        ``cancel`` was set while reading.
     """
-    if result.digest is None or not is_local(dst):
+    if result.source is not None:
+        try:
+            with result.source.open() as source, dst.get_data(dst_key) as copy:
+                expected, digest = sha256_side_by_side([source, copy], buffer_size, cancel,
+                                                       dst_key, result.size)
+        finally:
+            result.source = None
+        what = "the source's is"
+    elif result.digest is None or not is_local(dst):
         return
-    digest = sha256_of(dst, dst_key, buffer_size, cancel)
-    if digest != result.digest:
+    else:
+        expected, digest = result.digest, sha256_of(dst, dst_key, buffer_size, cancel)
+        what = "the data sent had"
+    if digest != expected:
         raise VerificationError(
-            f"the copy's sha256 is {digest[:16]}… but the data sent had {result.digest[:16]}…",
-            dst_key, dst)
+            f"the copy's sha256 is {digest[:16]}… but {what} {expected[:16]}…", dst_key, dst)
 
 
 def restate(exc: BaseException, message: str, key: str, store: Any) -> StoreError:

@@ -1,0 +1,269 @@
+"""Streaming throughput: import, export, push and pull of one large value (issue 6, target 2).
+
+Each round moves one value through a MountedStore the way the app does:
+``import_file`` of a file into the mount store, ``to_file`` back out
+(export), ``push`` to the backing store, ``pull`` back into the mount store.
+The mount store is a FileSystemStore or an SqliteStore; the backing store is
+a FileSystemStore. Each operation is timed against ``shutil.copyfileobj`` of
+the same file on the same filesystem, run right before or after it (the
+order alternates by round); after a warm-up round, ours is the median of
+the rounds and the reference the median of all the copyfileobj runs of that
+store kind. Before every timed call the disk is synced and left to go idle
+(untimed), so that one copy's writeback, or the freeing of a deleted value,
+does not land in the next one's time.
+
+Targets: FileSystemStore paths at least 0.9x copyfileobj, paths into and out
+of SqliteStore at least 0.5x; peak memory growth at most 100 MB per
+operation, whatever the size. The stores make every write durable (fsync)
+and copyfileobj does not; a second, informational reference (copyfileobj
+followed by fsync) shows what a durable copy costs on the same disk.
+
+Run alone: ``python -m benchmarks.bench_streaming --size 1GiB --rounds 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.harness import (
+    GiB,
+    Measurement,
+    MiB,
+    Row,
+    add_common_arguments,
+    format_size,
+    limit_row,
+    max_growth,
+    measure,
+    median_seconds,
+    parse_size,
+    quiesce,
+    scratch_dir,
+    standalone,
+    throughput_row,
+    write_random_file,
+)
+
+NAME = "streaming"
+SMOKE_ARGS = ["--size", "3MiB", "--rounds", "1", "--warmup", "0", "--no-flush"]
+
+OPS = ("import", "export", "push", "pull")
+KINDS = ("fs", "sqlite")
+MEMORY_LIMIT_MB = 100.0
+TARGETS = {"fs": 0.9, "sqlite": 0.5}
+KIND_NAMES = {"fs": "FileSystemStore", "sqlite": "SqliteStore"}
+# What each operation moves, per mount store kind ("into"/"out of" SQLite for the sqlite kind).
+DIRECTIONS = {
+    ("fs", "import"): "file -> FileSystemStore",
+    ("fs", "export"): "FileSystemStore -> file",
+    ("fs", "push"): "FileSystemStore -> FileSystemStore (MountedStore.push)",
+    ("fs", "pull"): "FileSystemStore -> FileSystemStore (MountedStore.pull)",
+    ("sqlite", "import"): "file -> SqliteStore",
+    ("sqlite", "export"): "SqliteStore -> file",
+    ("sqlite", "push"): "SqliteStore -> FileSystemStore (MountedStore.push)",
+    ("sqlite", "pull"): "FileSystemStore -> SqliteStore (MountedStore.pull)",
+}
+# Operations whose destination is a store (durable writes), compared with copyfileobj + fsync too.
+DURABLE = {("fs", "import"), ("fs", "push"), ("fs", "pull"), ("sqlite", "import"),
+           ("sqlite", "push"), ("sqlite", "pull")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line arguments: sizes, rounds, which stores and where."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_streaming",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=parse_size, default=GiB,
+                   help="bytes in the value (default 1GiB; try 4GiB)")
+    p.add_argument("--rounds", type=int, default=3, help="measured rounds (median; default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="unrecorded first rounds (default 1)")
+    p.add_argument("--kinds", default=",".join(KINDS),
+                   help="mount stores to test: fs, sqlite (default both)")
+    p.add_argument("--dir", default=None,
+                   help="folder for the stores and files (default: the temp folder)")
+    p.add_argument("--buffer-size", type=parse_size, default=MiB,
+                   help="buffer size passed to the store calls (default 1MiB)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print every measurement (to stderr) as it is taken")
+    p.add_argument("--no-flush", dest="flush", action="store_false",
+                   help="do not sync and wait for an idle disk before each timed call "
+                        "(quicker, noisier)")
+    add_common_arguments(p)
+    return p
+
+
+def _reference_copy(src: str, dst: str, fsync: bool) -> None:
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        shutil.copyfileobj(f, g)
+        if fsync:
+            g.flush()
+            os.fsync(g.fileno())
+
+
+class _Chain:
+    """One kind of mount store over a FileSystemStore backing store, and its four operations."""
+
+    def __init__(self, kind: str, root: str, src: str, buffer_size: int) -> None:
+        from storegui.stores.filesystem import FileSystemStore
+        from storegui.stores.mounted import MountedStore
+        from storegui.stores.sqlite import SqliteStore
+
+        self.kind = kind
+        self.root = root
+        self.src = src
+        self.buffer_size = buffer_size
+        os.makedirs(os.path.join(root, "out"))
+        backing = FileSystemStore(os.path.join(root, "backing"))
+        if kind == "fs":
+            mount: Any = FileSystemStore(os.path.join(root, "mount"))
+        else:
+            mount = SqliteStore(os.path.join(root, "mount.sqlite"))
+        self.store = MountedStore("", mount, backing)
+        self.store.connect()
+
+    def key(self, n: int) -> str:
+        return f"bench/value-{n}"
+
+    def out(self, n: int, what: str) -> str:
+        return os.path.join(self.root, "out", f"{what}-{n}")
+
+    def operation(self, op: str) -> Callable[[int], Any]:
+        from storegui.stores.importing import import_file
+
+        store, bs = self.store, self.buffer_size
+        if op == "import":
+            return lambda n: import_file(store, self.key(n), self.src, buffer_size=bs)
+        if op == "export":
+            return lambda n: store.to_file(self.key(n), self.out(n, "export"), buffer_size=bs)
+        if op == "push":
+            return lambda n: store.push(self.key(n), buffer_size=bs)
+        if op == "pull":
+            return lambda n: store.pull(self.key(n), buffer_size=bs)
+        raise ValueError(op)
+
+    def check(self, n: int, size: int) -> None:
+        """After a round: the value made it through every step intact."""
+        key = self.key(n)
+        if self.store.origin(key) != "shadowing":
+            raise AssertionError(f"{key} should be in both stores after push and pull")
+        if os.path.getsize(self.out(n, "export")) != size:
+            raise AssertionError("the exported file has the wrong size")
+        md = self.store.get_metadata(key)
+        if md.get("size") != size:
+            raise AssertionError(f"the imported metadata says size {md.get('size')}")
+
+    def cleanup(self, n: int) -> None:
+        key = self.key(n)
+        self.store.mount_store.delete(key)
+        self.store.backing_store.delete(key)
+        os.unlink(self.out(n, "export"))
+
+    def close(self) -> None:
+        self.store.disconnect()
+
+
+def _run_kind(kind: str, args: argparse.Namespace, root: str, src: str,
+              ref_times: dict[str, list[Measurement]],
+              peaks: dict[str, list[Measurement]]) -> dict[str, list[Measurement]]:
+    """Every round of one kind: ours and the copyfileobj reference, interleaved.
+
+    Fills ``ref_times`` (per operation, recorded rounds) and ``peaks`` (per
+    operation, every round); returns our measurements of the recorded rounds.
+    """
+    chain = _Chain(kind, os.path.join(root, kind), src, args.buffer_size)
+    ours: dict[str, list[Measurement]] = {op: [] for op in OPS}
+    refs = os.path.join(root, "ref")
+    try:
+        for n in range(args.warmup + args.rounds):
+            recorded = n >= args.warmup
+            for op in OPS:
+                fn = chain.operation(op)
+                ref_path = os.path.join(refs, f"{kind}-{op}-{n}")
+                sides: list[tuple[str, Callable[[], Any]]] = [
+                    ("ours", lambda fn=fn, n=n: fn(n)),
+                    ("ref", lambda p=ref_path: _reference_copy(src, p, False)),
+                ]
+                for side, call in (sides if n % 2 == 0 else sides[::-1]):
+                    if args.flush:
+                        quiesce()
+                    m = measure(call)
+                    if args.verbose:
+                        print(f"  {kind} {op} round {n} {side}: {m.seconds:.2f} s, "
+                              f"{(m.peak_growth or 0) / 1e6:.1f} MB", file=sys.stderr)
+                    if side == "ref":
+                        os.unlink(ref_path)  # never written back: no disk work left behind
+                        if recorded:
+                            ref_times.setdefault(op, []).append(m)
+                    else:
+                        # Memory counts the warm-up round too: it is when caches fill.
+                        peaks.setdefault(op, []).append(m)
+                        if recorded:
+                            ours[op].append(m)
+            # A durable copy, once per round, for the informational comparison.
+            durable_path = os.path.join(refs, f"{kind}-durable-{n}")
+            if args.flush:
+                quiesce()
+            m = measure(lambda p=durable_path: _reference_copy(src, p, True))
+            os.unlink(durable_path)
+            if recorded:
+                ref_times.setdefault("durable", []).append(m)
+            chain.check(n, args.size)
+            chain.cleanup(n)
+    finally:
+        chain.close()
+    return ours
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """Run the rounds and return the table rows (see the module docstring)."""
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in KINDS:
+            raise SystemExit(f"unknown kind {kind!r}; use fs, sqlite")
+    size = args.size
+    # the source, a store copy, a backing copy, an export, a reference copy (+ SQLite's WAL)
+    need = size * 6
+    rows: list[Row] = []
+    with scratch_dir(args.dir, need) as root:
+        os.makedirs(os.path.join(root, "ref"))
+        src = os.path.join(root, "source.bin")
+        write_random_file(src, size)
+        quiesce()
+        label = format_size(size)
+        for kind in kinds:
+            ref_times: dict[str, list[Measurement]] = {}
+            peaks: dict[str, list[Measurement]] = {}
+            ours = _run_kind(kind, args, root, src, ref_times, peaks)
+            durable_s = median_seconds(ref_times["durable"])
+            # One reference for the kind: the median of every copyfileobj run
+            # interleaved with its operations (more samples: steadier on a noisy VM).
+            ref_s = median_seconds([m for op in OPS for m in ref_times[op]])
+            for op in OPS:
+                rows.append(throughput_row(
+                    f"{op} {label}: {DIRECTIONS[kind, op]}", size, median_seconds(ours[op]),
+                    ref_s, "copyfileobj", TARGETS[kind]))
+            for op in OPS:
+                if (kind, op) in DURABLE:
+                    rows.append(throughput_row(
+                        f"{op} {label} {KIND_NAMES[kind]} vs a durable copy", size,
+                        median_seconds(ours[op]), durable_s, "copyfileobj + fsync", None))
+            growth = {op: max_growth(peaks[op]) for op in OPS}
+            known = {op: g for op, g in growth.items() if g is not None}
+            if known:
+                worst = max(known, key=known.get)
+                detail = ", ".join(f"{op} {g / 1e6:.1f}" for op, g in known.items())
+                ref_growth = max(max_growth(ref_times[op]) or 0 for op in OPS)
+                rows.append(limit_row(
+                    f"peak memory growth, {label} through {KIND_NAMES[kind]} (worst: {worst})",
+                    known[worst] / 1e6, "MB", MEMORY_LIMIT_MB,
+                    reference=f"{ref_growth / 1e6:.1f} MB (copyfileobj)",
+                    note=f"largest per operation over every round, warm-up included, MB: {detail}"))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(standalone(sys.modules[__name__]))
