@@ -83,6 +83,9 @@ def apply_app_style(app) -> None:
         app.setStyleSheet((resources_path() / "style.qss").read_text(encoding="utf-8"))
     except OSError as exc:
         log.warning("no stylesheet: %s", exc)
+    from .desktop_integration import follow_palette_changes
+
+    follow_palette_changes(app)  # a light/dark switch while running redraws every widget
 
 
 def run(argv: list[str] | None = None) -> int:

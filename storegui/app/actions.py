@@ -185,6 +185,20 @@ _KEY_ACTIONS = {
 }
 
 
+def key_sequences(spec: Any) -> list[QKeySequence]:
+    """Shortcuts for ``spec``: a QKeySequence.StandardKey (every binding the platform
+    has for it), a key string like ``"Ctrl+E"``, or a list of those (duplicates dropped).
+    """
+    out: list[QKeySequence] = []
+    for item in spec if isinstance(spec, list) else [spec]:
+        if isinstance(item, QKeySequence.StandardKey):
+            found = QKeySequence.keyBindings(item)
+        else:
+            found = [QKeySequence(item)]
+        out.extend(s for s in found if not s.isEmpty() and s not in out)
+    return out
+
+
 # Toolbar buttons show these shorter labels (menus show the full text).
 _TOOLBAR_TEXT = {"openWorkspace": "Open", "newKey": "New Key", "export": "Export",
                  "revert": "Revert", "search": "Search Store"}
@@ -195,7 +209,8 @@ class KeyActions(QObject):
 
     Attributes named after the actions (``push``, ``pull``, ``revert``,
     ``delete``, ``export``, ``refresh``, ``new_key``, ``open_workspace``,
-    ``search``, ``find``, ``quit``); their objectNames are ``pushAction`` etc.
+    ``search``, ``find``, ``quit``, ``copy``, ``about``); their objectNames
+    are ``pushAction`` etc.
     ``targets[name]`` holds the items the action applies to after the last
     :meth:`update`.
     """
@@ -223,8 +238,15 @@ class KeyActions(QObject):
                                  "metadata query (name=value)")
         self.find = self._make("find", "&Filter Loaded Keys", "", QKeySequence.StandardKey.Find,
                                "Filter the loaded keys by name (wildcards: * ?)")
-        self.quit = self._make("quit", "&Quit", "", QKeySequence.StandardKey.Quit,
+        # Some platforms (Windows, offscreen) bind nothing to Quit: Ctrl+Q then.
+        self.quit = self._make("quit", "&Quit", "", [QKeySequence.StandardKey.Quit, "Ctrl+Q"],
                                "Quit storegui")
+        self.copy = self._make("copy", "&Copy Key Names", "", QKeySequence.StandardKey.Copy,
+                               "Copy the selected keys' names to the clipboard")
+        self.about = self._make("about", "&About storegui", "storegui", "",
+                                "Versions of storegui, Qt and the stores in use")
+        self.quit.setMenuRole(QAction.MenuRole.QuitRole)
+        self.about.setMenuRole(QAction.MenuRole.AboutRole)
         self.new_key_prefix: str | None = None
 
     def _make(self, name: str, text: str, icon: str, shortcut: Any, help_text: str) -> QAction:
@@ -234,10 +256,8 @@ class KeyActions(QObject):
             action.setIconText(_TOOLBAR_TEXT[name])
         if icon:
             action.setIcon(icons.icon(icon))
-        if isinstance(shortcut, list):
-            action.setShortcuts([QKeySequence(s) for s in shortcut])
-        elif shortcut:
-            action.setShortcut(QKeySequence(shortcut))
+        if shortcut:
+            action.setShortcuts(key_sequences(shortcut))
         action.setToolTip(help_text)
         action.setStatusTip(help_text)
         self._help[name] = help_text
@@ -258,6 +278,7 @@ class KeyActions(QObject):
             ok, note = applicable(items, facts, rule, verb)
             self.targets[name] = ok
             self._set(getattr(self, name), name, bool(ok), note)
+        self.copy.setEnabled(bool(items))
         if facts is None:
             self.new_key_prefix = None
             self._set(self.new_key, "newKey", False, "Checking whether the stores can be written…")

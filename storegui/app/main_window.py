@@ -25,11 +25,16 @@ from PySide6.QtWidgets import (
 from .. import APP_NAME
 from ..config import Workspace, config_dir, recent_workspaces, remember_recent
 from ..stores.errors import StoreError
+from .about_dialog import show_about
 from .actions import KeyActions, MountFacts
+from .drag_out import DragOut
+from .drop_import import DropImporter
 from .metadata_panel import MetadataPanel
 from .preview_panel import PreviewPanel
 from .search_panel import SearchPanel
-from .transfer_bar import TransferBar
+from .transfer_bar import TransferStatusBar
+from .transfer_panel import TransferPanel
+from .transfer_queue import TransferQueue
 from .tree_model import KeyTreeModel
 from .tree_nodes import KeyNode
 from .tree_view import KeyFilterProxyModel, KeyTreeView
@@ -79,9 +84,15 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.tree.setModel(self.proxy)
         self.metadata_panel = MetadataPanel(self)
         self.preview_panel = PreviewPanel(self)
-        self.transfers = TransferBar(self)
+        self.transfers = TransferQueue(self)
+        self.transfer_panel = TransferPanel(self.transfers, self)
+        self.transfer_status = TransferStatusBar(self.transfers, self)
         self.search_panel = SearchPanel(self)
         self.actions = KeyActions(self)
+        self.drop_importer = DropImporter(self)
+        self.drag_out = DragOut(self)
+        self.tree.drop_handler = self.drop_importer
+        self.tree.drag_handler = self.drag_out
         self.filter_box = QLineEdit(self)
         self.filter_box.setObjectName("filterBox")
         self.filter_box.setPlaceholderText("Filter loaded keys (wildcards: * ?)")
@@ -143,7 +154,13 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.search_dock)
         self.search_dock.hide()
 
-        self.statusBar().addPermanentWidget(self.transfers)
+        self.transfer_dock = QDockWidget("Transfers", self)
+        self.transfer_dock.setObjectName("transferDock")
+        self.transfer_dock.setWidget(self.transfer_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfer_dock)
+        self.transfer_dock.hide()
+
+        self.statusBar().addPermanentWidget(self.transfer_status)
 
     def _build_menus(self) -> None:
         a = self.actions
@@ -158,6 +175,7 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(a.quit)
         edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(a.copy)
         edit_menu.addAction(a.delete)
         edit_menu.addSeparator()
         edit_menu.addAction(a.find)
@@ -168,8 +186,13 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addAction(a.refresh)
         view_menu.addAction(self.search_dock.toggleViewAction())
+        view_menu.addAction(self.transfer_dock.toggleViewAction())
+        bar.addMenu("&Help").addAction(a.about)
         # Shortcuts of menu actions work anywhere in the window; find has no button.
         self.addAction(a.find)
+        # Copy copies key names only from the tree: text fields keep their own Copy.
+        a.copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.tree.addAction(a.copy)
 
     def _connect(self) -> None:
         a = self.actions
@@ -184,6 +207,8 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         a.search.triggered.connect(lambda: self.search_store(self.filter_box.text()))
         a.find.triggered.connect(self._focus_filter)
         a.quit.triggered.connect(self.close)
+        a.copy.triggered.connect(self.copy_selected_keys)
+        a.about.triggered.connect(lambda: show_about(self))
         self.filter_box.textChanged.connect(self._on_filter_changed)
         self.filter_box.returnPressed.connect(lambda: self.search_store(self.filter_box.text()))
         self.tree.selectionModel().selectionChanged.connect(self._schedule_selection_update)
@@ -205,6 +230,8 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.metadata_panel.metadataApplied.connect(lambda key: self.model.refresh_keys([key]))
         self.preview_panel.statusMessage.connect(self.show_status)
         self.transfers.statusMessage.connect(self.show_status)
+        self.transfer_panel.wantsAttention.connect(self.show_transfers)
+        self.transfer_status.showRequested.connect(self.show_transfers)
         self.search_panel.statusMessage.connect(self.show_status)
         self.search_panel.searchFailed.connect(self.show_status)
         self.search_panel.keyChosen.connect(self.reveal_key)
@@ -243,6 +270,8 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
     def _release_store(self) -> None:
         """Stop work on the current store and disconnect it on a worker."""
         self.transfers.cancel_all()
+        # Cancelled jobs stop at their next chunk and roll back: let them, before disconnecting.
+        self.transfers.wait_for_running(CLOSE_WAIT_MS / 1000)
         self.search_panel.stop()
         self.model.shutdown()
         store, self.store = self.store, None
@@ -391,6 +420,18 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.model.refresh()
         self.show_status("Refreshing…")
 
+    def copy_selected_keys(self) -> None:
+        """Put the selected keys' names (folders end in '/') on the clipboard, one a line."""
+        keys = [n.key for n in self.selected_nodes()]
+        if keys:
+            QApplication.clipboard().setText("\n".join(keys))
+            self.show_status(f"Copied {len(keys)} key name(s)")
+
+    def show_transfers(self) -> None:
+        """Show the transfer panel."""
+        self.transfer_dock.show()
+        self.transfer_dock.raise_()
+
     # ------------------------------------------------------------------ messages
 
     def show_status(self, message: str) -> None:
@@ -423,6 +464,9 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
                 restore(value)
         header = self.tree.header()
         self.tree.sortByColumn(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        concurrency = s.value("transferConcurrency")
+        if concurrency is not None:
+            self.transfer_panel.concurrency.setValue(int(concurrency))
 
     def save_settings(self) -> None:
         """Remember geometry, splitter sizes and the tree's columns."""
@@ -432,17 +476,20 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         s.setValue("mainSplitter", self.splitter.saveState())
         s.setValue("detailsSplitter", self.right_splitter.saveState())
         s.setValue("treeHeader", self.tree.header().saveState())
+        s.setValue("transferConcurrency", self.transfers.concurrency)
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self.transfers.is_busy() and not self._confirm(
                 "Transfers running",
-                f"{self.transfers.current_title} is still running. Cancel it and close?"):
+                f"{describe_busy(self.transfers)} Cancel and close? A cancelled transfer keeps "
+                "nothing partial: its keys or files stay as they were before it."):
             event.ignore()
             return
         self._closing = True
         self.save_settings()
         self._release_store()
+        self.drag_out.shutdown()
         for worker in active_workers():
             worker.quit()
         # A store call stuck in a dead backing store cannot be interrupted; wait a
@@ -450,3 +497,11 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         QThreadPool.globalInstance().waitForDone(CLOSE_WAIT_MS)
         super().closeEvent(event)
 
+
+def describe_busy(queue: TransferQueue) -> str:
+    """``"Push 'a' is still running."`` or ``"2 transfer(s) are running, 3 queued."``."""
+    running, queued = queue.running_jobs(), queue.queued_jobs()
+    if len(running) == 1 and not queued:
+        return f"{running[0].title} is still running."
+    waiting = f", {len(queued)} queued" if queued else ""
+    return f"{len(running)} transfer(s) are running{waiting}."

@@ -1,57 +1,28 @@
 """Listing folders for the key tree: one ``list_dir`` per folder on a worker.
 
 A mixin of :class:`~storegui.app.tree_model.KeyTreeModel`. A folder never
-listed fills in batch by batch (the first batch is small so a huge folder
+listed fills in part by part (the first part is small, so a huge folder
 shows rows at once); a folder that already has rows is listed whole and the
-difference applied. A "Loading…" row shows meanwhile; a failure leaves the
-error in that row and goes to ``statusMessage``.
+difference applied. The worker builds the nodes and works out the changes
+(:mod:`.tree_jobs`); the GUI thread only installs them. A "Loading…" row
+shows meanwhile; a failure leaves the error in that row and goes to
+``statusMessage``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
-from ..stores.value import Entry
+from .tree_jobs import BATCH, BATCH_SECONDS, FIRST_BATCH, Listing, load_folder, relist_folder
 from .tree_nodes import FAILED, LOADED, LOADING, KeyNode
+from .tree_window import LOADING_TEXT
 from .workers import Worker
 
-LOADING_TEXT = "Loading…"
-FIRST_BATCH = 200  # small, so the first rows of a huge folder show at once
-BATCH = 4000
-BATCH_SECONDS = 0.1
-
-
-def list_in_batches(store: Any, prefix: str, worker: Worker) -> Iterator[list[Entry]]:
-    """Yield ``store.list_dir(prefix)`` in batches (on a worker thread)."""
-    batch: list[Entry] = []
-    limit = FIRST_BATCH
-    last = time.monotonic()
-    for entry in store.list_dir(prefix):
-        batch.append(entry)
-        if len(batch) >= limit or (len(batch) % 64 == 0
-                                   and time.monotonic() - last >= BATCH_SECONDS):
-            yield batch
-            batch, limit, last = [], BATCH, time.monotonic()
-        if worker.abort_requested:
-            return
-    if batch:
-        yield batch
-
-
-def list_all(store: Any, prefix: str, worker: Worker) -> list[Entry]:
-    """The whole listing of ``prefix`` (on a worker thread; for refreshes)."""
-    out = []
-    for entry in store.list_dir(prefix):
-        out.append(entry)
-        if worker.abort_requested:
-            break
-    return out
+__all__ = ["BATCH", "BATCH_SECONDS", "FIRST_BATCH", "LOADING_TEXT", "TreeLoadingMixin"]
 
 
 class TreeLoadingMixin:
-    """Starts listings and applies their results (needs the model's jobs, timers, signals)."""
+    """Starts listings and installs their results (needs the model's jobs, timers, signals)."""
 
     _store: Any
     _jobs: dict[str, Worker]
@@ -63,25 +34,27 @@ class TreeLoadingMixin:
             # The running listing may predate the change: list again after it.
             self._refresh_again.add(folder.key)
             return
-        # A folder that already has rows is listed whole and diffed; a new one
-        # fills in batch by batch.
-        diff = bool(folder.children)
+        self._stop_sort_job(folder)
+        relist = bool(folder.children)
         if folder.state != LOADED:
             folder.state = LOADING
             if folder.status is not None:
-                self._set_status(folder, LOADING_TEXT, failed=False)
+                self._apply_tail(folder)
             else:
                 # Not inserted here: fetchMore may run inside a view's (or the
                 # model tester's) handling of another insert.
                 self._status_pending.append(folder)
                 self._status_timer.start()
-        if diff:
-            worker = Worker(list_all, self._store, folder.key)
+        rows = folder.rows
+        if relist:
+            worker = Worker(relist_folder, self._store, folder, list(folder.children),
+                            rows.version, rows.order)
         else:
-            worker = Worker(list_in_batches, self._store, folder.key)
+            rows.order = self._order()
+            worker = Worker(load_folder, self._store, folder, rows.order)
             worker.yielded.connect(self._on_batch)
         worker.context = folder
-        worker.diff = diff
+        worker.relist = relist
         worker.returned.connect(self._on_listed)
         worker.errored.connect(self._on_list_failed)
         worker.finished.connect(self._on_list_finished)
@@ -93,7 +66,7 @@ class TreeLoadingMixin:
         for folder in pending:
             if (folder.state == LOADING and folder.key in self._jobs
                     and folder.status is None and self._attached(folder)):
-                self._set_status(folder, LOADING_TEXT, failed=False)
+                self._apply_tail(folder)
 
     def _current_job(self) -> tuple[Worker | None, KeyNode | None]:
         worker = self.sender()
@@ -104,20 +77,22 @@ class TreeLoadingMixin:
             return None, None  # stale: the store changed or the folder went away
         return worker, folder
 
-    def _on_batch(self, batch: list[Entry]) -> None:
+    def _on_batch(self, listing: Listing) -> None:
         worker, folder = self._current_job()
-        if worker is None:
-            return
-        self._insert_entries(folder, batch)
+        if worker is not None:
+            self._install(folder, listing)
 
-    def _on_listed(self, result: list[Entry] | None) -> None:
+    def _on_listed(self, result: Listing | None) -> None:
         worker, folder = self._current_job()
         if worker is None:
             return
-        if worker.diff and result is not None:
-            self._apply_listing(folder, result)
+        if worker.relist and result is not None:
+            if result.version != folder.rows.version:
+                self._refresh_again.add(folder.key)  # changed meanwhile: list once more
+            else:
+                self._install(folder, result)
         folder.state = LOADED
-        self._set_status(folder, None)
+        self._apply_tail(folder)
         self.folderLoaded.emit(folder.key)
 
     def _on_list_failed(self, exc: BaseException) -> None:
@@ -127,7 +102,8 @@ class TreeLoadingMixin:
         where = f"'{folder.key}'" if folder.key else "the top level"
         message = f"Cannot list {where}: {exc}"
         folder.state = FAILED
-        self._set_status(folder, message, failed=True)
+        folder.rows.error = message
+        self._apply_tail(folder)
         self.statusMessage.emit(message)
         self._reveals = {k: v for k, v in self._reveals.items() if not k.startswith(folder.key)}
 
@@ -142,7 +118,43 @@ class TreeLoadingMixin:
                 self._refresh_again.discard(folder.key)
                 if folder.state == LOADED and self._attached(folder):
                     self._start_load(folder)
+            if folder.key not in self._jobs and folder.state == LOADED:
+                # Listed in the order of its start: sort it if the order changed since.
+                self._sort_folders([folder])
             self._continue_reveals()
+
+    def _install(self, folder: KeyNode, listing: Listing) -> None:
+        """Take a listing's nodes into ``folder`` and show what changed."""
+        rows = folder.rows
+        at_end = self._window_at_end(folder)
+        gone = listing.gone
+        changed = [node for node, entry in listing.changed if node.update_from(entry)]
+        if listing.children is not None:
+            folder.children = listing.children
+        else:
+            folder.children.extend(listing.added)
+        rows.version += 1
+        rows.order = listing.order
+        folder.index_children(listing.added)
+        if gone:
+            folder.forget_children(gone)
+            for node in gone:
+                self._forget_jobs_under(node)
+        matcher = self._matcher
+        if matcher is not None:
+            for node in listing.added:
+                node.hit = matcher(node.name) is not None
+            rows.filtered = [c for c in folder.children if c.hit]
+        self._rebuild_window(folder, at_end, set(gone))
+        for node in gone:
+            node.parent = None  # detached: late results for it are dropped
+            node.row = -1
+        if changed:
+            self._emit_changed(folder, changed)
+        if matcher is not None:
+            self._refilter_up(folder)
+        if changed and self._sort_column != 0:
+            self._sort_folders([folder], force=True)  # sizes, times or origins moved rows
 
     def _attached(self, node: KeyNode) -> bool:
         while node.parent is not None:
@@ -153,4 +165,3 @@ class TreeLoadingMixin:
         if node.is_dir:
             for key in [k for k in self._jobs if k.startswith(node.key)]:
                 self._jobs.pop(key).quit()
-

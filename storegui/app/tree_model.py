@@ -1,13 +1,17 @@
 """KeyTreeModel: the merged key space of a MountedStore as a lazily loaded tree.
 
 Folders load on demand (``canFetchMore``/``fetchMore``): one ``list_dir`` of
-that folder runs on a worker and its entries arrive in batches, inserted with
-``beginInsertRows``/``endInsertRows`` (never a model reset). A refresh lists
-a loaded folder again and applies the difference (rows removed, inserted,
-updated), so expanded folders and the selection survive it. The model itself
-keeps children in display order (folders first, then by the sort column):
-sorting a 100,000-row folder in a proxy would call Python for every
-comparison, so the filter proxy forwards ``sort`` here instead.
+that folder runs on a worker and its entries arrive in parts, installed
+with ``beginInsertRows``/``endInsertRows`` (never a model reset). A refresh
+lists a loaded folder again and applies the difference (rows removed,
+inserted, updated), so expanded folders and the selection survive it.
+
+The model keeps each folder's children in display order (folders first,
+then by the sort column) and filters them by name itself (:mod:`.tree_updates`,
+:mod:`.tree_filter`); views that page (:mod:`.tree_window`) see a window of
+each folder's rows, so that a folder of 100,000 keys costs Qt no more than
+one of a few thousand. Everything that grows with a folder's size runs on a
+worker (:mod:`.tree_jobs`); the GUI thread only installs results.
 """
 
 from __future__ import annotations
@@ -15,13 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 
 from ..stores import events as ev
@@ -33,17 +31,11 @@ from .formatting import (
     format_size,
     format_time,
 )
-from .tree_loading import LOADING_TEXT, TreeLoadingMixin
-from .tree_nodes import (
-    FAILED,
-    LOADED,
-    LOADING,
-    UNLOADED,
-    KeyNode,
-    StatusRow,
-    sort_key_function,
-)
+from .tree_filter import TreeFilterMixin
+from .tree_loading import TreeLoadingMixin
+from .tree_nodes import FAILED, LOADED, LOADING, UNLOADED, KeyNode, StatusRow, sort_key_function
 from .tree_updates import HEADERS, MODIFIED, NAME, ORIGIN, SIZE, TreeUpdatesMixin
+from .tree_window import LOADING_TEXT, TreeWindowMixin
 from .workers import Worker
 
 __all__ = ["HEADERS", "MODIFIED", "NAME", "ORIGIN", "SIZE", "KeyTreeModel", "KeyRole",
@@ -53,20 +45,38 @@ KeyRole = Qt.ItemDataRole.UserRole + 1
 OriginRole = Qt.ItemDataRole.UserRole + 2
 IsDirRole = Qt.ItemDataRole.UserRole + 3
 SortRole = Qt.ItemDataRole.UserRole + 4
-NameRole = Qt.ItemDataRole.UserRole + 5  # the name alone (None for status rows): filtering
+NameRole = Qt.ItemDataRole.UserRole + 5  # the name alone (None for status rows)
 
 ERROR_COLOR = QColor("#e53935")
 _COLUMNS = len(HEADERS)
-# Flag combinations built once: or-ing enums in Python costs more than the rest of flags().
+_INVALID = QModelIndex()
+# Roles and flags as plain values, looked up once: views ask for them per row.
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_DECORATION = Qt.ItemDataRole.DecorationRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_FONT = Qt.ItemDataRole.FontRole
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
 _DIR_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _KEY_FLAGS = _DIR_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _STATUS_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
 # SortRole: what each column sorts by (name, origin rank, bytes, epoch seconds).
 _COLUMN_SORT_KEYS = [sort_key_function(column, False) for column in range(len(HEADERS))]
+_ITALIC: list[QFont] = []
 
 
-class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
+def _italic() -> QFont:
+    if not _ITALIC:
+        font = QFont()
+        font.setItalic(True)
+        _ITALIC.append(font)
+    return _ITALIC[0]
+
+
+class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWindowMixin,
+                   QAbstractItemModel):
     """A tree of folders and keys over a MountedStore, loaded lazily off the GUI thread.
 
     Signals
@@ -77,11 +87,14 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
         The listing of a folder (its prefix; "" for the top) was applied.
     revealed(str)
         A key asked for with :meth:`reveal` is now in the tree.
+    filterApplied(str)
+        The name filter (its text) now shows in the rows.
     """
 
     statusMessage = Signal(str)
     folderLoaded = Signal(str)
     revealed = Signal(str)
+    filterApplied = Signal(str)
     _storeChanged = Signal(object)
 
     def __init__(self, store: Any = None, parent: Any = None) -> None:
@@ -89,13 +102,13 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
         self._store: Any = None
         self._root = KeyNode("", True)
         self._jobs: dict[str, Worker] = {}
+        self._sort_jobs: dict[str, Worker] = {}
         self._refresh_again: set[str] = set()
         # key -> whether its folder was listed again after the key was not found
         self._reveals: dict[str, bool] = {}
         self._pending_refresh: set[str] = set()
         self._sort_column = NAME
         self._descending = False
-        self._keyfn = sort_key_function(NAME, False)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(50)
@@ -133,12 +146,16 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
             self._start_load(self._root)
 
     def shutdown(self) -> None:
-        """Stop listening to the store and ask every running listing to stop."""
+        """Stop listening to the store and ask every running job to stop."""
         if self._store is not None:
             self._store.event_dispatcher.disconnect(self._on_store_event)
-        for worker in self._jobs.values():
+        for worker in [*self._jobs.values(), *self._sort_jobs.values()]:
             worker.quit()
+        if self._filter_job is not None:
+            self._filter_job.quit()
+            self._filter_job = None
         self._jobs.clear()
+        self._sort_jobs.clear()
         self._refresh_again.clear()
         self._pending_refresh.clear()
         self._reveals.clear()
@@ -148,6 +165,10 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
     def is_loading(self) -> bool:
         """Whether any listing is running."""
         return bool(self._jobs)
+
+    def is_busy(self) -> bool:
+        """Whether any listing, sort or filter is running."""
+        return bool(self._jobs or self._sort_jobs or self._filter_job is not None)
 
     def _on_store_event(self, event: ev.StoreEvent) -> None:
         # Runs on whatever thread wrote to the store; the signal hops to the GUI thread.
@@ -162,20 +183,12 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
             return None
         return index.internalPointer()
 
-    def _dir_node(self, index: QModelIndex) -> KeyNode | None:
-        if not index.isValid():
-            return self._root
-        node = index.internalPointer()
-        return node if isinstance(node, KeyNode) and node.is_dir else None
-
-    def index_of(self, node: KeyNode | StatusRow, column: int = 0) -> QModelIndex:
-        """The index of ``node`` (invalid for the root)."""
-        if node is self._root or node is None:
-            return QModelIndex()
-        return self.createIndex(node.row, column, node)
+    def index_of(self, node: KeyNode | StatusRow | None, column: int = 0) -> QModelIndex:
+        """The index of ``node`` (invalid for the root, and for a node not shown as a row)."""
+        return self._index_if_shown(node, column)
 
     def index_for_key(self, key: str) -> QModelIndex:
-        """The index of a loaded key or folder prefix; invalid if it is not loaded."""
+        """The index of a loaded key or folder prefix; invalid if it is not a row."""
         node = self._find_loaded(key)
         return self.index_of(node) if node is not None else QModelIndex()
 
@@ -190,83 +203,98 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
         return node
 
     # ------------------------------------------------------------------ Qt model interface
+    # Views call these once or twice per row: they are kept short.
 
-    def index(self, row: int, column: int, parent: QModelIndex = QModelIndex()) -> QModelIndex:
-        # The checks of hasIndex(), without its extra rowCount() round trip:
-        # views and proxies call this once per row.
-        if row < 0 or not 0 <= column < _COLUMNS or parent.column() > 0:
-            return QModelIndex()
-        node = self._dir_node(parent)
-        if node is None:
-            return QModelIndex()
-        children = node.children
-        if row < len(children):
-            return self.createIndex(row, column, children[row])
-        if row == len(children) and node.status is not None:
+    def index(self, row: int, column: int, parent: QModelIndex = _INVALID) -> QModelIndex:
+        if row < 0 or not 0 <= column < _COLUMNS:
+            return _INVALID
+        if parent.isValid():
+            if parent.column() > 0:
+                return _INVALID
+            node = parent.internalPointer()
+        else:
+            node = self._root
+        rows = node.rows
+        if rows is None:
+            return _INVALID
+        head = rows.head
+        i = row - 1 if head is not None else row
+        window = rows.window
+        if 0 <= i < len(window):
+            return self.createIndex(row, column, window[i])
+        if i < 0:
+            return self.createIndex(0, column, head)
+        if i == len(window) and node.status is not None:
             return self.createIndex(row, column, node.status)
-        return QModelIndex()
+        return _INVALID
 
-    def parent(self, index: QModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+    def parent(self, index: QModelIndex = _INVALID) -> QModelIndex:  # type: ignore[override]
         if not index.isValid():
-            return QModelIndex()
+            return _INVALID
         up = index.internalPointer().parent
         if up is None or up is self._root:
-            return QModelIndex()
+            return _INVALID
         return self.createIndex(up.row, 0, up)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex = _INVALID) -> int:
+        if not parent.isValid():
+            return self._root.row_count()
         if parent.column() > 0:
             return 0
-        node = self._dir_node(parent)
-        return node.row_count() if node is not None else 0
+        return parent.internalPointer().row_count()
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return len(HEADERS)
+    def columnCount(self, parent: QModelIndex = _INVALID) -> int:
+        return _COLUMNS
 
-    def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:
-        if parent.column() > 0:
+    def hasChildren(self, parent: QModelIndex = _INVALID) -> bool:
+        if not parent.isValid():
+            node = self._root
+        elif parent.column() > 0:
             return False
-        node = self._dir_node(parent)
-        if node is None:
+        else:
+            node = parent.internalPointer()
+        if node.rows is None:
             return False
         return node.state in (UNLOADED, LOADING) or node.row_count() > 0
 
     def canFetchMore(self, parent: QModelIndex) -> bool:
-        node = self._dir_node(parent)
-        return node is not None and node.state == UNLOADED and self._store is not None
+        # Only a folder never listed: views call this on every layout, and
+        # paging through a big folder is the view's choice (show_more).
+        node = self._root if not parent.isValid() else parent.internalPointer()
+        return node.rows is not None and node.state == UNLOADED and self._store is not None
 
     def fetchMore(self, parent: QModelIndex) -> None:
-        node = self._dir_node(parent)
-        if node is not None and node.state == UNLOADED:
+        node = self._root if not parent.isValid() else parent.internalPointer()
+        if node.rows is not None and node.state == UNLOADED:
             self._start_load(node)
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return _NO_FLAGS
         node = index.internalPointer()
-        if isinstance(node, StatusRow):
-            return _STATUS_FLAGS
-        return _DIR_FLAGS if node.is_dir else _KEY_FLAGS
+        if node.rows is not None:
+            return _DIR_FLAGS
+        return _STATUS_FLAGS if type(node) is StatusRow else _KEY_FLAGS
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = _DISPLAY) -> Any:
         if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
-            if role == Qt.ItemDataRole.DisplayRole:
+            if role == _DISPLAY:
                 return HEADERS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section == SIZE:
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if role == _ALIGNMENT and section == SIZE:
+                return _RIGHT
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = _DISPLAY) -> Any:
         if not index.isValid():
             return None
         node = index.internalPointer()
         column = index.column()
-        if isinstance(node, StatusRow):
+        if type(node) is StatusRow:
             return self._status_data(node, column, role)
-        if role == NameRole:  # first: the filter asks for it once per row
+        if role == NameRole:
             return node.name
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             if column == NAME:
                 return node.name
             if column == ORIGIN:
@@ -276,7 +304,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
             if column == MODIFIED:
                 return format_time(node.modified)
             return None
-        if role == Qt.ItemDataRole.DecorationRole:
+        if role == _DECORATION:
             if column == NAME:
                 if node.is_dir:
                     return icons.icon("folder-local" if node.has_local else "folder")
@@ -284,13 +312,13 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
             if column == ORIGIN and node.origin in ORIGIN_LABELS:
                 return icons.icon(f"origin-{node.origin}")
             return None
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             if column == ORIGIN:
                 tips = FOLDER_ORIGIN_TIPS if node.is_dir else KEY_ORIGIN_TIPS
                 return tips.get(node.origin)
             return node.key
-        if role == Qt.ItemDataRole.TextAlignmentRole and column == SIZE:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == _ALIGNMENT and column == SIZE:
+            return _RIGHT
         if role == KeyRole:
             return node.key
         if role == OriginRole:
@@ -304,16 +332,16 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
     def _status_data(self, status: StatusRow, column: int, role: int) -> Any:
         if column != NAME:
             return None
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role == _DISPLAY or role == _TOOLTIP:
             return status.text
-        if role == Qt.ItemDataRole.DecorationRole:
-            return icons.icon("error" if status.failed else "loading")
-        if role == Qt.ItemDataRole.ForegroundRole and status.failed:
+        if role == _DECORATION:
+            if status.failed:
+                return icons.icon("error")
+            return icons.icon("loading") if status.parent.state == LOADING else None
+        if role == _FOREGROUND and status.failed:
             return ERROR_COLOR
-        if role == Qt.ItemDataRole.FontRole:
-            font = QFont()
-            font.setItalic(True)
-            return font
+        if role == _FONT:
+            return _italic()
         return None
 
     # ------------------------------------------------------------------ refresh and reveal
@@ -365,7 +393,11 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
                 self._refresh_folder(folder)
 
     def reveal(self, key: str) -> None:
-        """Load the folders down to ``key`` as needed, then emit ``revealed(key)``."""
+        """Load the folders down to ``key`` as needed, then emit ``revealed(key)``.
+
+        The key's row is brought into its folder's window (and the filter's
+        matches, if a filter hides it, are not: it stays hidden).
+        """
         self._reveals.setdefault(key, False)
         self._continue_reveals()
 
@@ -392,7 +424,10 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, QAbstractItemModel):
                     break
                 node = child
             else:
-                self.revealed.emit(key)
+                if self._window_around(node):
+                    self.revealed.emit(key)
+                else:
+                    self.statusMessage.emit(f"'{key}' is hidden by the filter")
         self._reveals = waiting
 
 

@@ -1,13 +1,18 @@
 """The nodes of the key tree: one small object per loaded folder or key.
 
 A folder of 100,000 keys holds 100,000 of these, so they carry only what the
-tree shows (``__slots__``, no per-node Qt objects). Children are kept in the
-order the view shows them; ``row`` is each node's place in its parent.
+tree shows (``__slots__``, no per-node Qt objects). A folder's ``children``
+are all its loaded children, in display order; its :class:`FolderRows` say
+which of them Qt's views see: a window over the children that pass the name
+filter, with placeholder rows standing for the rest (Qt's tree view lays out
+every row of an expanded folder again after each change, at a few
+microseconds of Python per row, so a view must never hold 100,000 of them).
+``row`` is a node's row in its parent's window, or -1 outside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..stores.value import Entry
@@ -17,17 +22,50 @@ UNLOADED, LOADING, LOADED, FAILED = 0, 1, 2, 3
 #: Order of origins when sorting by the Origin column.
 ORIGIN_RANK = {"local": 0, "shadowing": 1, "remote": 2}
 
+#: Kinds of :class:`StatusRow`: above a folder's window, or below it.
+HEAD, TAIL = 0, 1
+
+
+class FolderRows:
+    """Which children of a folder Qt's views see, and how to find a child by key.
+
+    - ``window``: the children shown as rows, a slice of the shown children
+      (``filtered``, or all ``children`` with no filter) starting at ``lo``
+    - ``head``: the placeholder row above the window while ``lo > 0``
+    - ``filtered``: the children that pass the name filter (None: no filter)
+    - ``order``: the ``(column, descending)`` the children are sorted by
+    - ``version``: bumped whenever ``children`` changes, so that work done
+      on a copy in the background can tell whether it still applies
+    - ``keys`` / ``dirs``: the children by key (keys, folders)
+    - ``error``: why the last listing failed
+    """
+
+    __slots__ = ("window", "lo", "head", "filtered", "order", "version", "keys", "dirs", "error")
+
+    def __init__(self) -> None:
+        self.window: list[KeyNode] = []
+        self.lo = 0
+        self.head: StatusRow | None = None
+        self.filtered: list[KeyNode] | None = None
+        self.order: tuple[int, bool] = (0, False)
+        self.version = 0
+        self.keys: dict[str, KeyNode] = {}
+        self.dirs: dict[str, KeyNode] = {}
+        self.error = ""
+
 
 class KeyNode:
     """A folder (a prefix ending with "/") or a key in the merged key space.
 
     ``state`` says whether a folder's children are unloaded, loading, loaded
-    or failed to load; ``status`` is the extra "Loading…"/error row shown
-    under a folder while it loads or after its load failed.
+    or failed to load; ``status`` is the extra row shown below a folder's
+    window while it loads, after its load failed, or while more rows follow;
+    ``hit`` says whether the node passes the name filter (its name matches,
+    or, for a folder, a loaded node below it does).
     """
 
     __slots__ = ("name", "key", "is_dir", "parent", "children", "row", "state",
-                 "size", "modified", "origin", "status")
+                 "size", "modified", "origin", "status", "hit", "rows")
 
     def __init__(self, key: str, is_dir: bool, parent: KeyNode | None = None,
                  size: int | None = None, modified: float | None = None,
@@ -37,12 +75,14 @@ class KeyNode:
         self.parent = parent
         self.name = node_name(key, is_dir, parent.key if parent is not None else "")
         self.children: list[KeyNode] | None = [] if is_dir else None
-        self.row = 0
+        self.rows: FolderRows | None = FolderRows() if is_dir else None
+        self.row = -1
         self.state = UNLOADED
         self.size = size
         self.modified = modified
         self.origin = origin
         self.status: StatusRow | None = None
+        self.hit = True
 
     @classmethod
     def from_entry(cls, entry: Entry, parent: KeyNode) -> KeyNode:
@@ -54,6 +94,14 @@ class KeyNode:
         """Whether this key, or anything under this folder, has a mount copy (not pushed)."""
         return self.origin in ("local", "shadowing")
 
+    @property
+    def shown(self) -> list[KeyNode]:
+        """The children that pass the name filter (all of them with no filter), in order."""
+        rows = self.rows
+        if rows is None:
+            return []
+        return rows.filtered if rows.filtered is not None else self.children
+
     def update_from(self, entry: Entry) -> bool:
         """Take size, modified and origin from a fresh listing; True if anything changed."""
         if (self.size, self.modified, self.origin) == (entry.size, entry.modified, entry.origin):
@@ -62,50 +110,91 @@ class KeyNode:
         return True
 
     def row_count(self) -> int:
-        """Rows under this node in the view (children plus the status row, if any)."""
-        if self.children is None:
+        """Rows under this node in the view: the window, plus the placeholder rows."""
+        rows = self.rows
+        if rows is None:
             return 0
-        return len(self.children) + (1 if self.status is not None else 0)
+        return (len(rows.window) + (1 if rows.head is not None else 0)
+                + (1 if self.status is not None else 0))
 
     def child_by_key(self, key: str) -> KeyNode | None:
-        """The loaded child whose key is ``key`` (a linear scan: used for reveals only)."""
-        for child in self.children or ():
-            if child.key == key:
-                return child
-        return None
+        """The loaded child whose key is ``key`` (a folder first, for a key ending in "/")."""
+        rows = self.rows
+        if rows is None:
+            return None
+        if key.endswith("/"):
+            found = rows.dirs.get(key)
+            if found is not None:
+                return found
+        return rows.keys.get(key)
 
-    def renumber(self, start: int = 0) -> None:
-        """Reset ``row`` of the children from ``start`` on (after inserts or removals)."""
-        children = self.children or []
-        for i in range(start, len(children)):
-            children[i].row = i
+    def index_children(self, nodes: list[KeyNode]) -> None:
+        """Make ``nodes`` (new children) findable with :meth:`child_by_key`."""
+        keys, dirs = self.rows.keys, self.rows.dirs
+        for node in nodes:
+            (dirs if node.is_dir else keys)[node.key] = node
 
-    def iter_loaded_folders(self):
-        """This folder and every folder below it whose listing was loaded or failed."""
+    def forget_children(self, nodes: list[KeyNode]) -> None:
+        """The inverse of :meth:`index_children` (for children gone from the store)."""
+        keys, dirs = self.rows.keys, self.rows.dirs
+        for node in nodes:
+            (dirs if node.is_dir else keys).pop(node.key, None)
+
+    def iter_loaded_folders(self) -> Iterator[KeyNode]:
+        """This folder and every folder below it whose listing was loaded, is loading or failed."""
         stack = [self]
         while stack:
             node = stack.pop()
             if node.is_dir and node.state in (LOADED, FAILED, LOADING):
                 yield node
-                stack.extend(c for c in node.children or () if c.is_dir)
+                stack.extend(node.rows.dirs.values())
 
     def __repr__(self) -> str:
         return f"<KeyNode {self.key!r} {'dir' if self.is_dir else 'key'} {self.origin}>"
 
 
 class StatusRow:
-    """The "Loading…" row of a folder being listed, or the error of a failed listing."""
+    """A placeholder row of a folder: "Loading…", an error, or "N more" above or below.
 
-    __slots__ = ("parent", "text", "failed")
+    ``kind`` is :data:`HEAD` (the row above the window, standing for the
+    rows before it) or :data:`TAIL` (the row below it).
+    """
 
-    def __init__(self, parent: KeyNode, text: str, failed: bool = False) -> None:
+    __slots__ = ("parent", "text", "failed", "kind")
+
+    #: Status rows have no rows below them (read as a leaf by the model).
+    rows = None
+    is_dir = False
+
+    def __init__(self, parent: KeyNode, text: str, failed: bool = False,
+                 kind: int = TAIL) -> None:
         self.parent = parent
         self.text = text
         self.failed = failed
+        self.kind = kind
 
     @property
     def row(self) -> int:
-        return len(self.parent.children or ())
+        """This row's place under its folder: first, or just below the window."""
+        if self.kind == HEAD:
+            return 0
+        rows = self.parent.rows
+        return len(rows.window) + (1 if rows.head is not None else 0)
+
+    def row_count(self) -> int:
+        """No rows below a status row."""
+        return 0
+
+    @property
+    def pages(self) -> bool:
+        """Whether this row stands for rows of the folder not in its window."""
+        rows = self.parent.rows
+        if self.kind == HEAD:
+            return rows.lo > 0
+        return rows.lo + len(rows.window) < len(self.parent.shown)
+
+    def __repr__(self) -> str:
+        return f"<StatusRow {'head' if self.kind == HEAD else 'tail'} {self.text!r}>"
 
 
 def node_name(key: str, is_dir: bool, parent_prefix: str) -> str:
@@ -124,18 +213,16 @@ def sort_key_function(column: int, descending: bool) -> Callable[[KeyNode], Any]
     Lists are sorted with ``reverse=descending``, so the folder rank flips
     with the order to keep folders on top either way.
     """
-    dir_rank = (1, 0) if descending else (0, 1)
-
-    def rank(node: KeyNode) -> int:
-        return dir_rank[0] if node.is_dir else dir_rank[1]
-
+    d, k = (1, 0) if descending else (0, 1)  # the folder rank of folders, of keys
     if column == 1:
-        return lambda n: (rank(n), ORIGIN_RANK.get(n.origin or "", 3), n.name.casefold(), n.name)
+        return lambda n: (d if n.is_dir else k, ORIGIN_RANK.get(n.origin or "", 3),
+                          n.name.casefold(), n.name)
     if column == 2:
-        return lambda n: (rank(n), -1 if n.size is None else n.size, n.name.casefold(), n.name)
+        return lambda n: (d if n.is_dir else k, -1 if n.size is None else n.size,
+                          n.name.casefold(), n.name)
     if column == 3:
-        return lambda n: (rank(n), n.modified or 0.0, n.name.casefold(), n.name)
-    return lambda n: (rank(n), n.name.casefold(), n.name)
+        return lambda n: (d if n.is_dir else k, n.modified or 0.0, n.name.casefold(), n.name)
+    return lambda n: (d if n.is_dir else k, n.name.casefold(), n.name)
 
 
 def insertion_point(children: list[KeyNode], key: Any, keyfn: Callable[[KeyNode], Any],

@@ -1,48 +1,31 @@
-"""The key tree's view and its filter proxy."""
+"""The key tree's view and the proxy it shows the model through."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QRegularExpression, QSortFilterProxyModel, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
+from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPoint, QRect, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
-from .tree_model import MODIFIED, NAME, ORIGIN, SIZE, NameRole
+from .tree_model import MODIFIED, NAME, ORIGIN, SIZE
 from .tree_nodes import LOADED, KeyNode
+from .tree_paging import TreePager, tree_model_of
 
 
-def name_filter(text: str) -> QRegularExpression:
-    """The filter box's pattern as a case-insensitive regex over whole names.
+class KeyFilterProxyModel(QIdentityProxyModel):
+    """The view's model over :class:`KeyTreeModel`: filtering and sorting happen in the model.
 
-    ``*`` and ``?`` are wildcards; text without them matches names containing it.
-    An empty text gives an empty regex (no filtering).
-    """
-    text = text.strip()
-    if not text:
-        return QRegularExpression()
-    pattern = text if any(c in text for c in "*?[") else f"*{text}*"
-    return QRegularExpression.fromWildcard(
-        pattern, Qt.CaseSensitivity.CaseInsensitive,
-        QRegularExpression.WildcardConversionOption.NonPathWildcardConversion)
-
-
-class KeyFilterProxyModel(QSortFilterProxyModel):
-    """Filters the loaded tree by name; sorting is forwarded to :class:`KeyTreeModel`.
-
-    A folder stays visible while anything loaded under it matches
-    (recursive filtering). Unloaded folders are not listed to find matches:
-    the filter covers what is loaded; "Search Store…" covers the rest.
-
-    The matching is Qt's own (a regex on the NameRole): with no filter, Qt
-    accepts every row without calling into Python, which matters for folders
-    of 100,000 rows.
+    Filtering or sorting a folder of 100,000 rows in a QSortFilterProxyModel
+    would call Python for every row and comparison, and could only page the
+    rows it was given; :meth:`set_pattern` hands the filter to the model
+    instead (see :mod:`.tree_filter`), and ``sort`` is forwarded to it. A
+    folder stays visible while anything loaded under it matches; the filter
+    covers what is loaded, "Search Store…" covers the rest.
     """
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.setRecursiveFilteringEnabled(True)
-        self.setFilterKeyColumn(NAME)
-        self.setFilterRole(NameRole)
         self._text = ""
 
     @property
@@ -55,11 +38,11 @@ class KeyFilterProxyModel(QSortFilterProxyModel):
         if text.strip() == self._text:
             return
         self._text = text.strip()
-        self.setFilterRegularExpression(name_filter(text))
+        source = tree_model_of(self.sourceModel())
+        if source is not None:
+            source.set_name_filter(self._text)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        # Sorting a huge folder here would call Python per comparison; the
-        # source model keeps its rows in display order instead.
         source = self.sourceModel()
         if source is not None:
             source.sort(column, order)
@@ -70,12 +53,34 @@ class KeyFilterProxyModel(QSortFilterProxyModel):
         return source.node(self.mapToSource(index)) if source is not None else None
 
 
+REFUSED_COLOR = QColor("#e53935")
+
+
 class KeyTreeView(QTreeView):
-    """The tree of keys (objectName ``keyTree``): multi-selection, sortable columns."""
+    """The tree of keys (objectName ``keyTree``): multi-selection, sortable columns.
+
+    Drag and drop go through two handlers the window sets (the model itself
+    takes no part, so its flags stay cheap for huge folders):
+    ``drop_handler`` (a :class:`~storegui.app.drop_import.DropImporter`)
+    judges what is dragged over a row (``drag_verdict``), runs drops and is
+    told when a drag leaves; ``drag_handler`` (a
+    :class:`~storegui.app.drag_out.DragOut`) starts a drag of the selection.
+    While dragging, the target row (or the whole view, for the top level) is
+    outlined: in the highlight colour where the drop is accepted, dashed red
+    where it is refused.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("keyTree")
+        # Big folders show a window of their rows, paged as the view scrolls.
+        self.pager = TreePager(self)
+        self.drop_handler: Any = None
+        self.drag_handler: Any = None
+        self._drop_hint: tuple[QModelIndex, bool] | None = None
+        self._press_pos: QPoint | None = None
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDropIndicatorShown(False)  # the outline below shows where a drop lands
         # Uniform rows let the view skip measuring every row of a huge folder.
         self.setUniformRowHeights(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -105,6 +110,7 @@ class KeyTreeView(QTreeView):
         header.setMinimumSectionSize(metrics.horizontalAdvance("Name") + 24)
         header.setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
+        self.pager.attach(model)
 
     def expand_loaded(self, limit: int = 500) -> None:
         """Expand the loaded folders that are visible (e.g. to show filter matches).
@@ -125,3 +131,93 @@ class KeyTreeView(QTreeView):
                     self.expand(index)
                     expanded += 1
                     stack.append(index)
+
+    # ------------------------------------------------------------------ dropping on the tree
+
+    def _judge(self, event: Any) -> Any:
+        verdict = self.drop_handler.drag_verdict(self, event) if self.drop_handler else None
+        if verdict is not None and verdict.accepted:
+            event.setDropAction(verdict.action)
+            event.accept()
+        else:
+            event.ignore()
+        self._set_hint((verdict.target, verdict.accepted) if verdict is not None else None)
+        return verdict
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        verdict = self._judge(event)
+        # Keep the drag state even while refused: the verdict changes from row to row.
+        if verdict is not None:
+            self.setState(QAbstractItemView.State.DraggingState)
+            event.accept() if verdict.accepted else event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().dragMoveEvent(event)  # auto-scroll, and auto-expand of the folder under it
+        self._judge(event)
+
+    def dragLeaveEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().dragLeaveEvent(event)
+        self._set_hint(None)
+        if self.drop_handler is not None:
+            self.drop_handler.drag_left()
+        if self.drag_handler is not None:
+            self.drag_handler.left_tree()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        verdict = self._judge(event)
+        self._set_hint(None)
+        self.stopAutoScroll()
+        self.setState(QAbstractItemView.State.NoState)
+        if verdict is not None and verdict.accepted:
+            self.drop_handler.drop(self, event, verdict)
+
+    def _set_hint(self, hint: tuple[QModelIndex, bool] | None) -> None:
+        if hint != self._drop_hint:
+            self._drop_hint = hint
+            self.viewport().update()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().paintEvent(event)
+        if self._drop_hint is None:
+            return
+        index, accepted = self._drop_hint
+        area = self.viewport().rect()
+        if index.isValid():
+            row = self.visualRect(index)
+            rect = QRect(area.left(), row.top(), area.width(), row.height())
+        else:
+            rect = area
+        painter = QPainter(self.viewport())
+        color = self.palette().highlight().color() if accepted else REFUSED_COLOR
+        pen = QPen(color, 2, Qt.PenStyle.SolidLine if accepted else Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        fill = QColor(color)
+        fill.setAlpha(40 if accepted else 18)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect.adjusted(1, 1, -2, -2), 3, 3)
+        painter.end()
+
+    # ------------------------------------------------------------------ dragging keys out
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        left = event.button() == Qt.MouseButton.LeftButton
+        pos = event.position().toPoint()
+        self._press_pos = pos if left and self.indexAt(pos).isValid() else None
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        start = self._press_pos
+        if (start is not None and self.drag_handler is not None
+                and event.buttons() & Qt.MouseButton.LeftButton
+                and (event.position().toPoint() - start).manhattanLength()
+                >= QApplication.startDragDistance()
+                and self.selectionModel().isSelected(self.indexAt(start).siblingAtColumn(0))):
+            self._press_pos = None
+            self.drag_handler.start_drag(self)
+            self.setState(QAbstractItemView.State.NoState)
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        self._press_pos = None
+        super().mouseReleaseEvent(event)

@@ -3,7 +3,7 @@
 A mixin of :class:`~storegui.app.main_window.MainWindow`: each command takes
 the targets the action rules left (``actions.targets``), asks for
 confirmation or file names where needed, and runs the store calls on
-workers (transfers through the transfer bar).
+workers (transfers as jobs of the transfer queue).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from ..stores.errors import StoreError, TransferCancelled
-from ..stores.importing import plan_import
 from . import operations
 from .workers import run_in_thread
 
@@ -27,20 +26,22 @@ def describe(keys: list[str]) -> str:
 class KeyCommandsMixin:
     """Push, pull, revert, delete, export and import for the selected keys.
 
-    Needs of the window: ``store``, ``model``, ``actions``, ``transfers``,
-    ``show_status``, ``show_error``, ``reveal_key`` and ``refresh_shown_key``.
+    Needs of the window: ``store``, ``model``, ``actions``, ``transfers`` (the
+    TransferQueue), ``drop_importer``, ``show_status``, ``show_error``,
+    ``reveal_key`` and ``refresh_shown_key``.
     """
 
     store: Any
     model: Any
     actions: Any
     transfers: Any
+    drop_importer: Any
 
     def _targets(self, name: str) -> list[str]:
         return [n.key for n in self.actions.targets.get(name, [])]
 
     def push_selected(self) -> None:
-        """Push the selected keys and folders (through the transfer bar)."""
+        """Push the selected keys and folders (a job of the transfer queue)."""
         self._transfer("push", "Push", "Pushed", operations.push_targets)
 
     def pull_selected(self) -> None:
@@ -53,7 +54,7 @@ class KeyCommandsMixin:
             return
         self.transfers.submit(
             f"{verb} {describe(targets)}",
-            lambda progress, cancel: fn(store, targets, progress, cancel),
+            lambda progress, cancel: fn(store, targets, progress, cancel), kind=name,
             on_done=lambda keys: self._after(targets, f"{done} {len(keys)} key(s)"),
             on_error=lambda exc: self._failed(targets, f"{verb} failed", exc))
 
@@ -125,7 +126,7 @@ class KeyCommandsMixin:
         title = f"Export {describe([k for k, _ in pairs])}"
         self.transfers.submit(
             title, lambda progress, cancel: operations.export_keys(store, pairs, progress, cancel),
-            on_done=lambda paths: self.show_status(f"Exported {len(paths)} file(s)"),
+            kind="export", on_done=lambda paths: self.show_status(f"Exported {len(paths)} file(s)"),
             on_error=lambda exc: self._failed([], "Export failed", exc))
 
     def new_key_from_file(self) -> None:
@@ -146,13 +147,12 @@ class KeyCommandsMixin:
             self.import_files_under(prefix, paths)
 
     def import_files_under(self, prefix: str, paths: list[str]) -> None:
-        """Store files (and folders' files) under ``prefix``, named after them."""
-        try:
-            plan = plan_import(prefix, paths)
-        except StoreError as exc:
-            self.show_error("Cannot import", exc)
-            return
-        self.import_files(plan)
+        """Store files (and folders' files) under ``prefix``, named after them.
+
+        As a drop on the tree: name clashes are asked about, small files go
+        in batches, and what cannot be read is listed at the end.
+        """
+        self.drop_importer.import_paths(prefix, [str(p) for p in paths])
 
     def import_files(self, plan: list[tuple[str, Any]]) -> None:
         """Queue storing each file as its key (with file metadata and sha256)."""
@@ -172,5 +172,6 @@ class KeyCommandsMixin:
         self.transfers.submit(
             f"Import {describe(keys)}",
             lambda progress, cancel: operations.import_files(store, plan, progress, cancel),
-            on_done=done, on_error=lambda exc: self._failed(keys, "Import failed", exc))
+            kind="import", on_done=done,
+            on_error=lambda exc: self._failed(keys, "Import failed", exc))
 

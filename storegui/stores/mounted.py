@@ -296,12 +296,14 @@ class MountedStore(PushMixin, PullRevertMixin, Store):
         "shadowing" (both) or "remote" (backing only); a folder's says which
         stores hold keys under it. If the mount point lies deeper than
         ``prefix``, its next segment shows as a folder while the mount store
-        holds keys.
+        holds keys. Both listings stream: entries come out, in key order, as
+        the inner stores send them (a folder of 100,000 keys shows its first
+        rows without waiting for the rest).
         """
         prefix = check_prefix(prefix)
         self._ensure()
         local = mount_children(self.mount_store, self.mount_point, prefix, delimiter)
-        return iter(merge_listings(local, self.backing_store.list_dir(prefix, delimiter)))
+        return merge_listings(local, self.backing_store.list_dir(prefix, delimiter))
 
     def query(
         self, select: Iterable[str] | None = None, **kwargs: Any

@@ -1,64 +1,113 @@
 """How MountedStore merges its two stores' answers: folder listings and queries.
 
-Listings: one ``list_dir`` per inner store, each entry's ``origin`` set.
-Queries: a shadowed backing key is judged by its mount copy only, so every
-result describes what ``get`` returns.
+Listings: one ``list_dir`` per inner store, merged as they stream in (both
+come in key order), each entry's ``origin`` set. Queries: a shadowed backing
+key is judged by its mount copy only, so every result describes what
+``get`` returns.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .base import Store
+from .errors import StoreError
 from .value import Entry
 
 
 def mount_children(
     mount_store: Store, mount_point: str, prefix: str, delimiter: str
-) -> list[Entry]:
-    """The children of ``prefix`` (a full prefix) that keys of ``mount_store`` make.
+) -> Iterator[Entry]:
+    """The children of ``prefix`` (a full prefix) that keys of ``mount_store`` make, in key order.
 
     Keys come back as full keys. If the mount point lies deeper than
     ``prefix`` by at least one folder, the mount store contributes that one
-    folder, and only while it holds any key.
+    folder, and only while it holds any key. The mount store's listing is
+    started here (so a bad prefix or an unreachable store fails at once) and
+    read lazily.
     """
     if prefix.startswith(mount_point):
-        entries: Iterable[Entry] = mount_store.list_dir(prefix[len(mount_point):], delimiter)
-    elif mount_point.startswith(prefix):
+        return _prefixed(mount_point, mount_store.list_dir(prefix[len(mount_point):], delimiter))
+    if mount_point.startswith(prefix):
         rest = mount_point[len(prefix):]
         cut = rest.find(delimiter) if delimiter else -1
         if cut >= 0:
-            if next(iter(mount_store.list_dir("", delimiter)), None) is None:
-                return []
-            return [Entry(prefix + rest[: cut + len(delimiter)], True)]
+            return _folder_if_any(mount_store.list_dir("", delimiter),
+                                  prefix + rest[: cut + len(delimiter)])
         # The mount point ends inside the next path segment ("a/bc" under
         # "a/"): its keys split at their own first delimiter.
-        entries = mount_store.list_dir("", delimiter)
-    else:
-        return []
-    return [dataclasses.replace(e, key=mount_point + e.key) for e in entries]
+        return _prefixed(mount_point, mount_store.list_dir("", delimiter))
+    return iter(())
 
 
-def merge_listings(local: Iterable[Entry], remote: Iterable[Entry]) -> list[Entry]:
+def _prefixed(mount_point: str, entries: Iterable[Entry]) -> Iterator[Entry]:
+    # A common prefix keeps the key order.
+    for e in entries:
+        yield Entry(mount_point + e.key, e.is_dir, e.size, e.modified, e.origin)
+
+
+def _folder_if_any(entries: Iterable[Entry], folder: str) -> Iterator[Entry]:
+    if next(iter(entries), None) is not None:
+        yield Entry(folder, True)
+
+
+def merge_listings(local: Iterable[Entry], remote: Iterable[Entry]) -> Iterator[Entry]:
     """Merge the mount store's and the backing store's children, setting each ``origin``.
 
-    An entry both sides list is "shadowing" and keeps the mount side's size
-    and time (that is what ``get`` returns); others are "local" or "remote".
-    The result is in key order.
+    Both inputs must come in key order (the ``list_dir`` contract); they are
+    read one entry at a time, so the first merged entries come out as soon
+    as both stores have sent their first ones. An entry both sides list is
+    "shadowing" and keeps the mount side's size and time (that is what
+    ``get`` returns); others are "local" or "remote". The result is in key
+    order.
+
+    Raises
+    ------
+    StoreError
+        If either input goes back in key order (a store breaking the
+        ``list_dir`` contract would otherwise show a key twice).
     """
-    mine = {(e.key, e.is_dir): e for e in local}
-    merged: list[Entry] = []
-    for entry in remote:
-        ours = mine.pop((entry.key, entry.is_dir), None)
-        if ours is None:
-            merged.append(dataclasses.replace(entry, origin="remote"))
+    mine = _checked(local, "mount")
+    theirs = _checked(remote, "backing")
+    ours = next(mine, None)
+    other = next(theirs, None)
+    while ours is not None and other is not None:
+        a = (ours.key, ours.is_dir)
+        b = (other.key, other.is_dir)
+        if a < b:
+            yield _with_origin(ours, "local")
+            ours = next(mine, None)
+        elif b < a:
+            yield _with_origin(other, "remote")
+            other = next(theirs, None)
         else:
-            merged.append(dataclasses.replace(ours, origin="shadowing"))
-    merged.extend(dataclasses.replace(e, origin="local") for e in mine.values())
-    merged.sort(key=lambda e: (e.key, e.is_dir))
-    return merged
+            yield _with_origin(ours, "shadowing")
+            ours = next(mine, None)
+            other = next(theirs, None)
+    while ours is not None:
+        yield _with_origin(ours, "local")
+        ours = next(mine, None)
+    while other is not None:
+        yield _with_origin(other, "remote")
+        other = next(theirs, None)
+
+
+def _with_origin(entry: Entry, origin: str) -> Entry:
+    return Entry(entry.key, entry.is_dir, entry.size, entry.modified, origin)
+
+
+def _checked(entries: Iterable[Entry], side: str) -> Iterator[Entry]:
+    """``entries``, failing clearly if they are not strictly in key order."""
+    previous: tuple[str, bool] | None = None
+    for entry in entries:
+        current = (entry.key, entry.is_dir)
+        if previous is not None and current <= previous:
+            raise StoreError(
+                f"the {side} store listed {entry.key!r} after {previous[0]!r}: a listing "
+                "must come in key order, each child once", entry.key)
+        previous = current
+        yield entry
 
 
 def merge_query(

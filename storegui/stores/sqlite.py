@@ -265,17 +265,23 @@ class SqliteStore(SqliteBatchWrites, Store):
                                -(1 << 63))
 
     def list_dir(self, prefix: str = "", delimiter: str = "/") -> Iterator[Entry]:
-        """Children of ``prefix``, in key order; one indexed query per sub-folder.
+        """Children of ``prefix``, in key order, yielded as the scan finds them.
 
-        After each sub-folder the scan jumps past every key under it, so the
-        cost grows with the number of children, not with the keys below them.
+        One indexed query per sub-folder: after each sub-folder the scan jumps
+        past every key under it, so the cost grows with the number of
+        children, not with the keys below them. Keys come in pages of at most
+        ``PAGE`` rows and no statement stays open between pages, so the first
+        entries of a folder of 100,000 keys arrive at once and a slow
+        consumer holds no lock.
         """
         self._ensure()
         check_prefix(prefix)
+        return self._list_dir_pages(prefix, delimiter)
+
+    def _list_dir_pages(self, prefix: str, delimiter: str) -> Iterator[Entry]:
         upper = prefix_upper_bound(prefix)
         bound = " AND key < ?" if upper is not None else ""
         tail = [upper] if upper is not None else []
-        out: list[Entry] = []
         start = len(prefix)
         lower, op, batch = prefix, ">=", 32
         while True:
@@ -289,18 +295,17 @@ class SqliteStore(SqliteBatchWrites, Store):
                 cut = key.find(delimiter, start) if delimiter else -1
                 if cut >= 0:
                     folder = key[:cut + len(delimiter)]
-                    out.append(Entry(folder, True))
+                    yield Entry(folder, True)
                     break
-                out.append(Entry(key, False, size, modified))
+                yield Entry(key, False, size, modified)
             if folder is not None:
                 lower, op, batch = prefix_upper_bound(folder), ">=", 32
                 if lower is None:
-                    break
+                    return
             elif len(rows) < batch:
-                break
+                return
             else:
-                lower, op, batch = rows[-1][0], ">", min(batch * 2, 4096)
-        return iter(out)
+                lower, op, batch = rows[-1][0], ">", min(batch * 2, PAGE)
 
     # ------------------------------------------------------------------ writing
 

@@ -40,11 +40,17 @@ class SqliteBatchWrites:
         pairs = self._checked_pairs(keys, values)
         try:
             items = []
-            for key, value in pairs:
-                data, metadata, total = _unpack_value(value, key)
+            append = items.append
+            for key, value in pairs:  # once per key: the common cases inlined
+                if type(value) is tuple and len(value) == 2:
+                    data, metadata = value
+                    total = None
+                else:
+                    data, metadata, total = _unpack_value(value, key)
                 text, indexed = encode_indexed(metadata, key)
-                check_readable(data, key)
-                items.append((key, data, text, total, indexed))
+                if type(data) is not io.BytesIO or data.closed:
+                    check_readable(data, key)
+                append((key, data, text, total, indexed))
             self._write_many(items, buffer_size, "multiset")
         finally:
             for _, value in pairs:

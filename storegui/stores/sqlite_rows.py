@@ -8,6 +8,7 @@ few SQL statements per key rather than a transaction per key.
 from __future__ import annotations
 
 import itertools
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -21,6 +22,7 @@ LOOKUP_BATCH = 500
 #: Metadata index rows per INSERT statement in a bulk write.
 INDEX_ROWS_PER_STATEMENT = 100
 _INDEX_INSERT = "INSERT INTO meta_index (name, value, key_id) VALUES "
+_VALUE = operator.itemgetter(1)
 
 
 class Row(NamedTuple):
@@ -85,27 +87,29 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
     rows, garbage = _merge(rows)
     existing = {k: (kid, bid, md) for k, kid, bid, md
                 in lookup(conn, [r.key for r in rows], "id, blob_id, metadata")}
-    for row in rows:
-        if row.size is None and row.key not in existing:
+    fresh = [row for row in rows if row.key not in existing]
+    for row in fresh:
+        if row.size is None:
             raise missing(row.key)
 
-    next_id: int | None = None
-    inserts, index_add, index_drop, index_wipe = [], [], [], []
+    inserts: list[tuple] = []
+    index_add: list[tuple[str, str, int]] = []
+    if fresh:
+        # The write lock is held, so nobody else can take these ids. (Comprehensions:
+        # this runs once per key of a multiset of 100,000.)
+        first = (conn.execute("SELECT max(id) FROM keys").fetchone()[0] or 0) + 1
+        inserts = [(key_id, row.key, row.size, now, now,
+                    "{}" if row.metadata is None else row.metadata, row.blob_id, row.inline)
+                   for key_id, row in enumerate(fresh, first)]
+        index_add = [(name, value, key_id) for key_id, row in enumerate(fresh, first)
+                     if row.metadata is not None
+                     for name, value in (index_pairs(row.metadata) if row.indexed is None
+                                         else row.indexed)]
+    index_drop, index_wipe = [], []
     set_all, set_data, set_meta = [], [], []
-    for row in rows:
+    for row in rows if existing else ():
         old = existing.get(row.key)
         if old is None:
-            if next_id is None:
-                # The write lock is held, so nobody else can take these ids.
-                next_id = (conn.execute("SELECT max(id) FROM keys").fetchone()[0] or 0) + 1
-            key_id = next_id
-            next_id += 1
-            metadata = "{}" if row.metadata is None else row.metadata
-            inserts.append((key_id, row.key, row.size, now, now, metadata, row.blob_id,
-                            row.inline))
-            if row.metadata is not None:
-                pairs = index_pairs(metadata) if row.indexed is None else row.indexed
-                index_add.extend([(name, value, key_id) for name, value in pairs])
             continue
         key_id, old_blob, old_metadata = old
         if row.size is None:
@@ -152,14 +156,27 @@ def store_rows(conn: sqlite3.Connection, rows: Iterable[Row], now: float,
 
 
 def insert_index_rows(conn: sqlite3.Connection, rows: list[tuple[str, str, int]]) -> None:
-    """Insert metadata index rows, in index order and many per statement.
+    """Insert metadata index rows, about in index order and many per statement.
 
     In order, the B-tree grows at the ends of its runs instead of splitting
     pages all over; with fewer statements the per-row overhead goes too. For
     a multiset of 100,000 keys with three fields this halves the index's
-    cost (about 1.0 s to 0.6 s here, the sort included).
+    cost (about 1.0 s to 0.5 s here, the sort included). The order only
+    matters for speed: rows are grouped by name and sorted by value, keeping
+    the key_id order they came in (ascending for new keys), which is twice as
+    fast as sorting the tuples.
     """
-    rows = sorted(rows)
+    by_name: dict[str, list[tuple[str, str, int]]] = {}
+    for row in rows:
+        group = by_name.get(row[0])
+        if group is None:
+            by_name[row[0]] = group = []
+        group.append(row)
+    rows = []
+    for name in sorted(by_name):
+        group = by_name[name]
+        group.sort(key=_VALUE)
+        rows += group
     per = INDEX_ROWS_PER_STATEMENT
     whole = len(rows) // per * per
     if whole:

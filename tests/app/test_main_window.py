@@ -96,7 +96,7 @@ def test_the_window_has_its_named_parts(window):
     assert box.placeholderText() == "Filter loaded keys (wildcards: * ?)"
     assert window.windowTitle().startswith("test")
     menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&Edit", "&Key", "&View"]
+    assert menus == ["&File", "&Edit", "&Key", "&View", "&Help"]
 
 
 def test_the_tree_shows_the_merged_keys_and_loads_folders_when_expanded(qtbot, window,
@@ -292,15 +292,16 @@ def test_a_transfer_shows_progress_and_can_be_cancelled(qtbot, make_window, work
     open_folder(qtbot, window, "work/")
     select(qtbot, window, "work/big.bin")
     action(window, "push").trigger()
-    panel = window.findChild(QWidget, "transferPanel")
+    status = window.findChild(QWidget, "transferStatus")  # the overall bar in the status bar
     qtbot.waitUntil(started.is_set)
-    qtbot.waitUntil(lambda: panel.isVisible() and window.transfers._bar.value() > 0)
+    qtbot.waitUntil(lambda: status.isVisible() and status.bar.value() > 0)
     assert "Push 'work/big.bin'" in window.transfers.current_title
-    assert "MB of 3.1 MB" in window.transfers._bar.format()
-    qtbot.mouseClick(window.transfers._cancel, Qt.MouseButton.LeftButton)
+    assert "MB of 3.1 MB" in status.bar.format()
+    qtbot.mouseClick(status.cancel_button, Qt.MouseButton.LeftButton)
     proceed.set()
-    qtbot.waitUntil(lambda: not panel.isVisible())
+    qtbot.waitUntil(lambda: not status.isVisible())
     assert "cancelled" in window.statusBar().currentMessage().lower()
+    assert window.transfers.jobs[-1].state.value == "cancelled"
     assert dialogs.texts("warning") == []
     assert origin(window, "work/big.bin") == "local"
     assert not store.backing_store.exists("work/big.bin")

@@ -1,0 +1,460 @@
+"""TransferQueue: push, pull, import and export jobs, run a few at a time on a QThreadPool.
+
+A job is a function ``fn(progress, cancel)`` run on a worker thread:
+``progress(done, total)`` reports bytes and ``cancel`` is the
+:class:`~storegui.stores.CancelToken` the store checks between chunks (a
+cancelled or failed store write leaves no partial key: the stores write
+atomically).
+
+Progress never travels as one signal per chunk. The worker only stores two
+numbers in its :class:`TransferJob` (plain attribute writes, safe under the
+GIL); one QTimer on the GUI thread reads the running jobs every
+:data:`PROGRESS_INTERVAL_MS` and emits ``progressed`` once. So the widgets
+update at most ``1000 / PROGRESS_INTERVAL_MS`` times a second in all,
+however small the chunks and however many jobs run, and rates and remaining
+times are computed there, from samples of those counters.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+
+from ..stores.errors import TransferCancelled
+from .workers import Worker
+
+#: How often the GUI reads the running jobs' counters (milliseconds): 20 updates a second.
+PROGRESS_INTERVAL_MS = 50
+DEFAULT_CONCURRENCY = 2
+MAX_CONCURRENCY = 8
+#: Finished jobs listed at most (the oldest successful ones go first).
+KEEP_FINISHED = 200
+#: Rates are averaged over this many seconds of samples.
+RATE_WINDOW = 3.0
+
+Progress = Callable[[int, "int | None"], None]
+JobFunction = Callable[[Progress, Any], Any]
+
+
+class JobState(enum.Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        """The state as the panel shows it ("Queued", "Running", ...)."""
+        return self.value.capitalize()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended (done, failed or cancelled)."""
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+_ids = itertools.count(1)
+
+
+class TransferJob:
+    """One transfer: what it runs, its state, and its progress counters.
+
+    ``done`` and ``total`` (bytes; total None if unknown) are written by the
+    worker through :meth:`progress`; everything else is read and written on
+    the GUI thread only. ``rate`` (bytes a second) and ``remaining``
+    (seconds) are None until there is enough to estimate them.
+    """
+
+    def __init__(self, title: str, fn: JobFunction, kind: str = "transfer",
+                 total: int | None = None,
+                 on_done: Callable[[Any], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.id = next(_ids)
+        self.title = title
+        self.fn = fn
+        self.kind = kind
+        self.total = total
+        self.done = 0
+        self.state = JobState.QUEUED
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.on_done = on_done
+        self.on_error = on_error
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.rate: float | None = None
+        self.remaining: float | None = None
+        self.runs = 0
+        self.worker: Worker | None = None
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def __repr__(self) -> str:
+        return f"<TransferJob {self.id} {self.title!r} {self.state.value}>"
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Record ``done`` bytes of ``total`` (called on the worker thread, per chunk)."""
+        self.done = done
+        if total is not None:
+            self.total = total
+
+    @property
+    def fraction(self) -> float | None:
+        """Done over total, between 0 and 1 (None if the total is unknown)."""
+        if self.state is JobState.DONE:
+            return 1.0
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+    @property
+    def error_text(self) -> str:
+        """The error as a user reads it ("" if none)."""
+        if self.error is None:
+            return ""
+        return str(self.error) or type(self.error).__name__
+
+    def _reset(self) -> None:
+        self.done = 0
+        self.state = JobState.QUEUED
+        self.error = self.result = None
+        self.started = self.ended = self.rate = self.remaining = None
+        self._samples.clear()
+
+    def _sample(self, now: float) -> None:
+        """Update ``rate`` and ``remaining`` from the counters (GUI thread, once per tick)."""
+        samples = self._samples
+        samples.append((now, self.done))
+        while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
+            samples.popleft()
+        first_time, first_done = samples[0]
+        if self.started is not None and now - first_time < 0.5:
+            first_time, first_done = self.started, 0  # early on: the average since the start
+        span = now - first_time
+        if span < 0.2:
+            return
+        self.rate = max(0.0, (self.done - first_done) / span)
+        if self.total is not None and self.rate > 0:
+            self.remaining = max(0.0, (self.total - self.done) / self.rate)
+        else:
+            self.remaining = None
+
+
+@dataclass(frozen=True)
+class Overall:
+    """The jobs since the queue was last idle, summed (for the status bar)."""
+
+    done: int
+    total: int | None
+    running: int
+    queued: int
+    failed: int
+    rate: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        """Done over total (None if unknown)."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+
+def _run_job(job: TransferJob, worker: Worker) -> Any:
+    return job.fn(job.progress, worker.cancel_token)
+
+
+class TransferQueue(QObject):
+    """Runs transfer jobs on a thread pool, at most ``concurrency`` at once, in order.
+
+    Signals (all on the GUI thread)
+    -------------------------------
+    jobAdded(TransferJob)
+    jobChanged(TransferJob)
+        Its state changed (started, ended, retried).
+    jobsRemoved(list)
+        Finished jobs taken off the list.
+    progressed()
+        The running jobs' counters were read (at most every PROGRESS_INTERVAL_MS).
+    statusMessage(str)
+        "Done: …", "Cancelled: …", "Failed: …" for the status bar.
+    transferFinished(str, object), transferFailed(str, object)
+        A job's title and result, or its exception (TransferCancelled if cancelled).
+    idle()
+        The last active job ended.
+    """
+
+    jobAdded = Signal(object)
+    jobChanged = Signal(object)
+    jobsRemoved = Signal(list)
+    progressed = Signal()
+    statusMessage = Signal(str)
+    transferFinished = Signal(str, object)
+    transferFailed = Signal(str, object)
+    idle = Signal()
+
+    def __init__(self, parent: QObject | None = None, *,
+                 concurrency: int = DEFAULT_CONCURRENCY,
+                 pool: QThreadPool | None = None,
+                 interval_ms: int = PROGRESS_INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
+        self._jobs: list[TransferJob] = []
+        self._waiting: deque[TransferJob] = deque()
+        self._running: list[TransferJob] = []
+        self._session: list[TransferJob] = []  # jobs since the queue was last idle
+        self._concurrency = 1
+        self.set_concurrency(concurrency)
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def jobs(self) -> list[TransferJob]:
+        """Every listed job, oldest first."""
+        return list(self._jobs)
+
+    @property
+    def concurrency(self) -> int:
+        """How many jobs run at once."""
+        return self._concurrency
+
+    def set_concurrency(self, n: int) -> None:
+        """Run up to ``n`` jobs at once (clamped to 1..MAX_CONCURRENCY); starts waiting ones."""
+        self._concurrency = max(1, min(MAX_CONCURRENCY, int(n)))
+        # Listings and metadata reads share the pool: leave them threads.
+        need = self._concurrency + 2
+        if self._pool.maxThreadCount() < need:
+            self._pool.setMaxThreadCount(need)
+        if hasattr(self, "_timer"):
+            self._start_ready()
+
+    def is_busy(self) -> bool:
+        """Whether a job is running or waiting."""
+        return bool(self._running or self._waiting)
+
+    def running_jobs(self) -> list[TransferJob]:
+        """The jobs running now."""
+        return list(self._running)
+
+    def queued_jobs(self) -> list[TransferJob]:
+        """The jobs waiting for a free slot, in the order they will start."""
+        return list(self._waiting)
+
+    @property
+    def current_title(self) -> str | None:
+        """The oldest running job's title (None when idle)."""
+        return self._running[0].title if self._running else None
+
+    def overall(self) -> Overall:
+        """The jobs since the queue was last idle, summed."""
+        done = total = 0
+        known = True
+        rate = 0.0
+        failed = 0
+        for job in self._session:
+            if job.state is JobState.CANCELLED:
+                continue
+            if job.state is JobState.FAILED:
+                failed += 1
+                continue
+            if job.total is None:
+                known = False
+                done += job.done
+            else:
+                done += job.total if job.state is JobState.DONE else min(job.done, job.total)
+                total += job.total
+            if job.state is JobState.RUNNING and job.rate:
+                rate += job.rate
+        return Overall(done, total if known else None, len(self._running), len(self._waiting),
+                       failed, rate if self._running else None)
+
+    # ------------------------------------------------------------------ changing
+
+    def submit(self, title: str, fn: JobFunction, *, kind: str = "transfer",
+               total: int | None = None, on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[BaseException], None] | None = None) -> TransferJob:
+        """Queue ``fn(progress, cancel)`` as a job; it starts as soon as a slot is free.
+
+        ``on_done(result)`` or ``on_error(exception)`` runs on the GUI thread
+        when it ends (``on_error`` gets TransferCancelled if it was cancelled,
+        also while still queued). ``total`` is the expected size in bytes, if
+        known before the job starts.
+        """
+        job = TransferJob(title, fn, kind, total, on_done, on_error)
+        self._jobs.append(job)
+        self._waiting.append(job)
+        self._session.append(job)
+        self.jobAdded.emit(job)
+        self._start_ready()
+        return job
+
+    def cancel(self, job: TransferJob) -> None:
+        """Cancel ``job``: a waiting one at once, a running one at its next chunk."""
+        if job.state is JobState.QUEUED and job in self._waiting:
+            self._waiting.remove(job)
+            self._end(job, JobState.CANCELLED, error=TransferCancelled(
+                f"{job.title} was cancelled before it started"))
+        elif job.state is JobState.RUNNING and job.worker is not None:
+            job.worker.quit()
+            self.jobChanged.emit(job)
+
+    def cancel_all(self) -> None:
+        """Cancel every waiting and running job."""
+        waiting = list(self._waiting)
+        self._waiting.clear()  # first: none of them may start while the others end
+        for job in list(self._running):
+            self.cancel(job)
+        for job in waiting:
+            self._end(job, JobState.CANCELLED, error=TransferCancelled(
+                f"{job.title} was cancelled before it started"))
+        if waiting:
+            self.statusMessage.emit(f"Cancelled {len(waiting)} queued transfer(s)")
+
+    def is_cancelling(self, job: TransferJob) -> bool:
+        """Whether ``job`` runs still but was asked to stop."""
+        return (job.state is JobState.RUNNING and job.worker is not None
+                and job.worker.abort_requested)
+
+    def retry(self, job: TransferJob) -> bool:
+        """Run a failed or cancelled job again (its callbacks run again at its end)."""
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            return False
+        job._reset()
+        if job not in self._jobs:
+            self._jobs.append(job)
+            self.jobAdded.emit(job)
+        self._waiting.append(job)
+        if job not in self._session:
+            self._session.append(job)
+        self.jobChanged.emit(job)
+        self._start_ready()
+        return True
+
+    def clear_finished(self) -> None:
+        """Take every finished job off the list."""
+        self._remove([job for job in self._jobs if job.state.finished])
+
+    def wait_for_running(self, timeout: float) -> bool:
+        """Block until the running jobs' functions returned (after a cancel); False on timeout.
+
+        The jobs' ends are still delivered later, through the event loop.
+        """
+        deadline = time.monotonic() + timeout
+        for job in list(self._running):
+            worker = job.worker
+            if worker is not None and not worker.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ running
+
+    def _start_ready(self) -> None:
+        while self._waiting and len(self._running) < self._concurrency:
+            job = self._waiting.popleft()
+            job.state = JobState.RUNNING
+            job.started = time.monotonic()
+            job.runs += 1
+            worker = Worker(_run_job, job)
+            worker.context = job
+            job.worker = worker
+            worker.returned.connect(self._on_returned)
+            worker.errored.connect(self._on_errored)
+            worker.aborted.connect(self._on_aborted)
+            self._running.append(job)
+            self.jobChanged.emit(job)
+            worker.start(self._pool)
+        if self._running and not self._timer.isActive():
+            self._timer.start()
+
+    def _tick(self) -> None:
+        if not self._running:
+            self._timer.stop()
+            return
+        now = time.monotonic()
+        for job in self._running:
+            job._sample(now)
+        self.progressed.emit()
+
+    def _job_of(self, sender: Any) -> TransferJob | None:
+        job = getattr(sender, "context", None)
+        if isinstance(job, TransferJob) and job.worker is sender and job in self._running:
+            return job
+        return None
+
+    def _on_returned(self, result: Any) -> None:
+        job = self._job_of(self.sender())
+        if job is not None:
+            self._end(job, JobState.DONE, result=result)
+
+    def _on_errored(self, exc: BaseException) -> None:
+        job = self._job_of(self.sender())
+        if job is not None:
+            state = JobState.CANCELLED if isinstance(exc, TransferCancelled) else JobState.FAILED
+            self._end(job, state, error=exc)
+
+    def _on_aborted(self) -> None:
+        job = self._job_of(self.sender())
+        if job is not None:
+            self._end(job, JobState.CANCELLED,
+                      error=TransferCancelled(f"{job.title} was cancelled"))
+
+    def _end(self, job: TransferJob, state: JobState, result: Any = None,
+             error: BaseException | None = None) -> None:
+        if job in self._running:
+            self._running.remove(job)
+        job.state, job.result, job.error = state, result, error
+        job.ended = time.monotonic()
+        job.rate = job.remaining = None
+        if state is JobState.DONE and job.total is not None:
+            job.done = job.total
+        if state is JobState.DONE:
+            self.statusMessage.emit(f"Done: {job.title}")
+        elif state is JobState.CANCELLED:
+            self.statusMessage.emit(f"Cancelled: {job.title}")
+        else:
+            self.statusMessage.emit(f"Failed: {job.title}: {job.error_text}")
+        self.jobChanged.emit(job)
+        try:
+            if state is JobState.DONE:
+                if job.on_done is not None:
+                    job.on_done(result)
+                self.transferFinished.emit(job.title, result)
+            else:
+                if job.on_error is not None:
+                    job.on_error(error)
+                self.transferFailed.emit(job.title, error)
+        finally:
+            self._start_ready()
+            self._trim()
+            if not self.is_busy() and self._session:
+                self._session = []
+                self._timer.stop()
+                self.progressed.emit()  # the last figures
+                self.idle.emit()
+
+    def _trim(self) -> None:
+        finished = [j for j in self._jobs if j.state.finished]
+        extra = len(finished) - KEEP_FINISHED
+        if extra > 0:
+            # The oldest successful ones first; failures stay while there are others.
+            order = sorted(finished, key=lambda j: (j.state is not JobState.DONE, j.id))
+            self._remove(order[:extra])
+
+    def _remove(self, jobs: list[TransferJob]) -> None:
+        if not jobs:
+            return
+        gone = set(map(id, jobs))
+        self._jobs = [j for j in self._jobs if id(j) not in gone]
+        self._session = [j for j in self._session if id(j) not in gone]
+        self.jobsRemoved.emit(jobs)

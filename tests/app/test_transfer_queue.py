@@ -1,0 +1,286 @@
+"""The transfer queue and its panel: jobs a few at a time, bounded progress, cancel, retry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+from sample_stores import MOUNT_POINT, fill
+from test_main_window import action, open_folder, origin, select
+
+from storegui.app.drop_files import ImportItem, import_large_file
+from storegui.app.transfer_panel import ACTION, PROGRESS, STATE, ProgressRole, TransferPanel
+from storegui.app.transfer_queue import JobState, TransferQueue
+from storegui.stores import FileSystemStore, MemoryStore, MountedStore
+from storegui.stores.errors import TransferCancelled
+from storegui.stores.streaming import copy_stream
+
+# ---------------------------------------------------------------------- helpers
+
+
+def gated(started: threading.Event, release: threading.Event, result=None):
+    """A job function that says it started, then waits (bounded) for ``release``."""
+    def fn(progress, cancel):
+        progress(1, 10)
+        started.set()
+        release.wait(10)
+        cancel.check()
+        return result
+    return fn
+
+
+def click_action(qtbot, panel: TransferPanel, job) -> None:
+    """Click the row's Cancel / Retry button, as a user does."""
+    rect = panel.action_rect(job)
+    assert rect.isValid()
+    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+class FullDisk(MemoryStore):
+    """A real MemoryStore whose writes fail with ENOSPC while ``full`` is set."""
+
+    full = False
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super()._put(key, data, metadata_text, buffer_size)
+
+
+class GatedBacking(MemoryStore):
+    """A real MemoryStore whose streamed writes pause after the first chunk until released.
+
+    While paused it polls the incoming stream with 0-byte reads, so a cancel
+    of the transfer ends the pause (the stream raises TransferCancelled).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.proceed = threading.Event(), threading.Event()
+        self.armed = False
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        if data is not None and self.armed:
+            source, started, proceed = data, self.started, self.proceed
+
+            class Gate:
+                def read(self, n=-1):
+                    chunk = source.read(n)
+                    if not started.is_set():
+                        started.set()
+                        deadline = time.monotonic() + 10
+                        while not proceed.wait(0.01) and time.monotonic() < deadline:
+                            source.read(0)
+                    return chunk
+            data = Gate()
+        return super()._put(key, data, metadata_text, buffer_size)
+
+
+# ---------------------------------------------------------------------- the queue
+
+
+def test_jobs_run_a_few_at_a_time_in_order_and_end_with_their_result(qtbot):
+    queue = TransferQueue(concurrency=2)
+    gates = [(threading.Event(), threading.Event()) for _ in range(3)]
+    results = []
+    jobs = [queue.submit(f"job {n}", gated(*gate, result=n), kind="push",
+                         on_done=results.append) for n, gate in enumerate(gates)]
+    assert [j.state for j in jobs] == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+    assert queue.is_busy() and queue.queued_jobs() == [jobs[2]]
+    qtbot.waitUntil(lambda: gates[0][0].is_set() and gates[1][0].is_set())
+    assert not gates[2][0].is_set()  # the third waits for a free slot
+
+    gates[1][1].set()
+    qtbot.waitUntil(lambda: jobs[1].state is JobState.DONE)
+    qtbot.waitUntil(lambda: gates[2][0].is_set())  # it took the freed slot
+    with qtbot.waitSignal(queue.idle):
+        gates[0][1].set()
+        gates[2][1].set()
+    assert results[0] == 1 and sorted(results) == [0, 1, 2]
+    assert [j.state for j in jobs] == [JobState.DONE] * 3
+    assert not queue.is_busy()
+    queue.clear_finished()
+    assert queue.jobs == []
+
+
+def test_progress_reaches_the_gui_at_a_bounded_rate_however_small_the_chunks(qtbot, tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    queue = TransferQueue(concurrency=2)
+    panel = TransferPanel(queue)
+    qtbot.addWidget(panel)
+    stop = threading.Event()
+    calls = [0, 0]
+
+    def tiny_chunks(slot):
+        def fn(progress, cancel):
+            # The real streaming helper, 64 bytes a chunk, from a file, over and over.
+            done = 0
+
+            def report(n, _total):
+                calls[slot] += 1
+                progress(done + n, 1 << 40)
+
+            while not stop.is_set():
+                with open(source, "rb", buffering=0) as src, \
+                        open(os.devnull, "wb", buffering=0) as dst:
+                    done += copy_stream(src, dst, buffer_size=64, progress=report,
+                                        cancel=cancel)
+            return done
+        return fn
+
+    ticks, changes = [], []
+    queue.progressed.connect(lambda: ticks.append(time.monotonic()))
+    panel.model.dataChanged.connect(lambda *_: changes.append(1))
+    jobs = [queue.submit(f"tiny {n}", tiny_chunks(n)) for n in range(2)]
+    start = time.monotonic()
+    qtbot.waitUntil(lambda: time.monotonic() - start >= 1.0, timeout=5000)
+    stop.set()
+    qtbot.waitUntil(lambda: not queue.is_busy())
+    elapsed = time.monotonic() - start
+    assert sum(calls) > 10_000  # the workers reported thousands of times...
+    # ...and the GUI heard about it at most ~20 times a second (30 allowed), for both jobs.
+    assert 5 <= len(ticks) <= 30 * elapsed + 2, (len(ticks), elapsed)
+    assert len(changes) <= 2 * (30 * elapsed + 2) + 10  # one row update per running job a tick
+    assert all(j.state is JobState.DONE and j.result > 0 for j in jobs)
+    assert jobs[0].rate is None  # finished jobs show no rate
+
+
+def test_rate_and_remaining_time_come_from_the_counters(qtbot):
+    queue = TransferQueue(concurrency=1)
+    release = threading.Event()
+
+    def steady(progress, cancel):
+        start = time.monotonic()
+        while not release.is_set():
+            progress(int((time.monotonic() - start) * 10_000_000), 1 << 40)
+            release.wait(0.005)
+        return None
+
+    job = queue.submit("steady", steady)
+    qtbot.waitUntil(lambda: job.rate is not None and job.done > 5_000_000, timeout=5000)
+    assert 2_000_000 < job.rate < 50_000_000  # about 10 MB/s
+    assert job.remaining > 10_000  # a TiB at 10 MB/s
+    release.set()
+    qtbot.waitUntil(lambda: job.state is JobState.DONE)
+
+
+def test_cancelling_a_queued_job_ends_it_at_once_and_tells_its_caller(qtbot):
+    queue = TransferQueue(concurrency=1)
+    started, release = threading.Event(), threading.Event()
+    first = queue.submit("first", gated(started, release))
+    errors = []
+    second = queue.submit("second", gated(threading.Event(), release), on_error=errors.append)
+    queue.cancel(second)
+    assert second.state is JobState.CANCELLED and isinstance(errors[0], TransferCancelled)
+    release.set()
+    qtbot.waitUntil(lambda: first.state is JobState.DONE)
+    assert queue.retry(second)
+    qtbot.waitUntil(lambda: second.state is JobState.DONE)
+
+
+# ---------------------------------------------------------------------- the panel, real stores
+
+
+def test_cancel_a_running_import_leaves_no_partial_key_and_the_source_untouched(qtbot,
+                                                                                tmp_path):
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(6 << 20))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    mount = FileSystemStore(str(tmp_path / "mount"))
+    store = MountedStore(MOUNT_POINT, mount, MemoryStore())
+    queue = TransferQueue()
+    panel = TransferPanel(queue)
+    qtbot.addWidget(panel)
+    panel.resize(900, 200)
+    panel.show()
+    started, proceed = threading.Event(), threading.Event()
+
+    def paused(progress):
+        def report(done, total):
+            progress(done, total)
+            if done >= 1 << 20 and not started.is_set():
+                started.set()
+                proceed.wait(10)  # the import is mid-stream, its key half written
+        return report
+
+    item = ImportItem("work/big.bin", str(source), source.stat().st_size)
+    job = queue.submit("Import 'big.bin'", lambda p, c: import_large_file(store, item,
+                                                                          paused(p), c))
+    qtbot.waitUntil(started.is_set)
+    qtbot.waitUntil(lambda: job.done >= 1 << 20 and panel.model.index(0, ACTION).data()
+                    == "Cancel")
+    click_action(qtbot, panel, job)
+    assert panel.model.index(0, STATE).data() == "Cancelling…"
+    proceed.set()
+    qtbot.waitUntil(lambda: job.state is JobState.CANCELLED)
+    assert not store.exists("work/big.bin")
+    assert list((tmp_path / "mount" / ".storegui" / "tmp").iterdir()) == []  # no partial blob
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    assert panel.model.index(0, ACTION).data() == "Retry"
+    assert "nothing partial was kept" in panel.model.index(0, PROGRESS).data()
+
+    click_action(qtbot, panel, job)  # retry: this time it runs through
+    qtbot.waitUntil(lambda: job.state is JobState.DONE)
+    assert store.get_metadata("work/big.bin")["sha256"] == digest
+
+
+def test_a_failing_backing_store_gives_a_failed_job_with_its_error_and_retry(
+        qtbot, make_window, workspace, dialogs):
+    backing = FullDisk()
+    mount = MemoryStore()
+    fill(backing, mount)
+    store = MountedStore(MOUNT_POINT, mount, backing)
+    backing.full = True
+    window = make_window(workspace, store)
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/local.txt")
+    action(window, "push").trigger()
+    job = window.transfers.jobs[-1]
+    qtbot.waitUntil(lambda: job.state is JobState.FAILED)
+    panel = window.findChild(QWidget, "transferPanel")
+    assert window.transfer_dock.isVisible()  # a failure opens the panel
+    row = panel.model.row_of(job)
+    _fraction, text, failed = panel.model.index(row, PROGRESS).data(ProgressRole)
+    assert failed and "No space left on device" in text
+    assert panel.model.index(row, STATE).data() == "Failed"
+    assert "No space left" in panel.model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert origin(window, "work/local.txt") == "local"  # the mount copy is intact
+
+    backing.full = False
+    click_action(qtbot, panel, job)
+    qtbot.waitUntil(lambda: job.state is JobState.DONE)
+    qtbot.waitUntil(lambda: origin(window, "work/local.txt") == "remote")
+    assert backing.to_bytes("work/local.txt") == b"only here\n"
+
+
+def test_closing_the_window_while_a_transfer_runs_asks_and_cancels_cleanly(
+        qtbot, make_window, workspace, dialogs):
+    backing = GatedBacking()
+    mount = MemoryStore()
+    fill(backing, mount)
+    mount.from_bytes("big.bin", os.urandom(3 << 20))
+    store = MountedStore(MOUNT_POINT, mount, backing)
+    backing.armed = True
+    window = make_window(workspace, store)
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/big.bin")
+    action(window, "push").trigger()
+    job = window.transfers.jobs[-1]
+    qtbot.waitUntil(backing.started.is_set)
+
+    dialogs.answer = dialogs.answer.Cancel
+    window.close()
+    assert window.isVisible() and job.state is JobState.RUNNING
+    assert "Push 'work/big.bin' is still running" in dialogs.texts("question")[0]
+
+    dialogs.answer = dialogs.answer.Yes
+    window.close()  # cancels: the paused write sees it at once and stops
+    assert not window.isVisible()
+    qtbot.waitUntil(lambda: job.state is JobState.CANCELLED)
+    assert not backing.exists("work/big.bin")
+    assert mount.exists("big.bin")  # the source is untouched
