@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .tree_jobs import FilterResult, filter_folders
+from .tree_jobs import FilterResult, filter_folders, job
 from .tree_nodes import KeyNode
 from .workers import Worker
 
@@ -70,6 +70,7 @@ class TreeFilterMixin:
         if self._filter_job is not None:
             self._filter_job.quit()
             self._filter_job = None
+            self._update_heartbeat()
         matcher = name_matcher(self._filter_text)
         if matcher is None:
             self._install_filter(None, None)
@@ -79,21 +80,30 @@ class TreeFilterMixin:
         if sum(len(children) for _, _, children in snapshot) <= SYNC_FILTER_ROWS:
             self._install_filter(matcher, filter_folders(snapshot, matcher))
             return
-        worker = Worker(filter_folders, snapshot, matcher)
+        worker = job(filter_folders, snapshot, matcher)
         worker.context = matcher
         worker.returned.connect(self._on_filtered)
+        worker.finished.connect(self._on_filter_finished)
         self._filter_job = worker
         worker.start()
+        self._update_heartbeat()
 
     def _on_filtered(self, result: FilterResult | None) -> None:
         worker = self.sender()
         if worker is not self._filter_job or result is None:
             return
         self._filter_job = None
-        if any(folder.rows.version != version for folder, version, _ in result.folders):
+        done = {folder: version for folder, version, _, _ in result.folders}
+        loaded = list(self._root.iter_loaded_folders())
+        if len(loaded) != len(done) or any(done.get(f) != f.rows.version for f in loaded):
             self._start_filter()  # folders changed meanwhile: once more, from what they hold now
             return
         self._install_filter(worker.context, result)
+
+    def _on_filter_finished(self) -> None:
+        if self.sender() is self._filter_job:  # it failed: keep the filter in place
+            self._filter_job = None
+        self._update_heartbeat()
 
     def _install_filter(self, matcher: Matcher | None, result: FilterResult | None) -> None:
         """Make ``matcher`` the filter: every loaded folder shows its first matching rows."""
@@ -101,32 +111,45 @@ class TreeFilterMixin:
         if result is None:
             folders = list(self._root.iter_loaded_folders())
             for folder in folders:
-                folder.rows.filtered = None
+                folder.rows.filtered = folder.rows.hits = None
         else:
             folders = []
-            for folder, _, filtered in result.folders:
-                for child in folder.children:
-                    child.hit = False
-                for child in filtered:
-                    child.hit = True
-                folder.rows.filtered = filtered
+            for folder, _, filtered, hits in result.folders:
+                folder.rows.filtered, folder.rows.hits = filtered, hits
                 folders.append(folder)
-            for folder, hit in result.hits.items():
-                folder.hit = hit
         self._relayout([(folder, *self._first_rows(folder)) for folder in folders])
         self.filterApplied.emit(self._filter_text)
+
+    def _filter_children(self, folder: KeyNode, added: list[KeyNode],
+                         gone: list[KeyNode]) -> None:
+        """Under a filter: take ``folder``'s new and gone children into its matches."""
+        rows = folder.rows
+        if rows.hits is None:
+            rows.hits = set()
+        hits, matcher = rows.hits, self._matcher
+        for node in added:
+            if matcher(node.name) is not None:
+                hits.add(node)
+        hits.difference_update(gone)
+        rows.filtered = [c for c in folder.children if c in hits]
 
     def _refilter_up(self, folder: KeyNode) -> None:
         """After ``folder``'s children changed: show or hide it, and the folders above, to match."""
         matcher = self._matcher
         node = folder
         while node is not self._root and node.parent is not None:
-            hit = bool(node.rows.filtered) or matcher(node.name) is not None
-            if hit == node.hit:
-                return
-            node.hit = hit
             parent = node.parent
+            hits = parent.rows.hits
+            if hits is None:
+                return
+            hit = bool(node.rows.filtered) or matcher(node.name) is not None
+            if hit == (node in hits):
+                return
             at_end = self._window_at_end(parent)
-            parent.rows.filtered = [c for c in parent.children if c.hit]
+            if hit:
+                hits.add(node)
+            else:
+                hits.discard(node)
+            parent.rows.filtered = [c for c in parent.children if c in hits]
             self._rebuild_window(parent, at_end)
             node = parent

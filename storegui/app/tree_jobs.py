@@ -17,23 +17,58 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..stores.streaming import CancelToken
 from .tree_nodes import KeyNode, sort_key_function
+from .workers import Worker
 
 #: A worker computes this long (seconds) between pauses...
-BURST = 0.002
-#: ...and then pauses this long, leaving the GIL to the GUI thread.
-PAUSE = 0.002
+BURST = 0.001
+#: ...and then pauses this long, leaving the GIL to the GUI thread...
+PAUSE = 0.001
+#: ...or, while the GUI thread's heartbeat is this late (it is busy), until it is back,
+#: waiting at most MAX_WAIT at a time. A heartbeat older than GIVE_UP means no
+#: timer beats any more (nothing is busy, or the model is gone).
+GUI_LATE = 0.008
+MAX_WAIT = 0.1
+GIVE_UP = 0.5
 FIRST_BATCH = 200  # small, so the first rows of a huge folder show at once
 BATCH = 4000
 BATCH_SECONDS = 0.1
-#: Sort keys sorted at once before merging (one sort of a whole big folder
-#: would hold the GIL for a tenth of a second).
-SORT_CHUNK = 4096
+#: Nodes sorted at once before merging (one sort of a whole big folder would
+#: hold the GIL for a tenth of a second).
+SORT_CHUNK = 2048
 _ABORT_CHECK = 1023  # check for quit() every 1,024 items
 
 
+class GuiHeartbeat:
+    """When the GUI thread last ran its event loop, as told by a timer there while jobs run.
+
+    A worker that sees it late leaves the GIL to the GUI thread until it is
+    back: every call Qt makes into the model (thousands per layout or
+    paint) needs the GIL, and would otherwise wait for the worker's turn.
+    """
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def beat(self) -> None:
+        """Called from a timer on the GUI thread."""
+        self.last = time.perf_counter()
+
+    def late(self) -> bool:
+        """Whether the GUI thread is busy (its timer is late, but has beaten lately)."""
+        return GUI_LATE < time.perf_counter() - self.last < GIVE_UP
+
+
+HEARTBEAT = GuiHeartbeat()
+
+
 class Pacer:
-    """Call it often from a loop on a worker: it pauses after every ``burst`` seconds of work."""
+    """Call it often from a loop on a worker: it pauses after every ``burst`` seconds of work.
+
+    The pause lasts ``pause`` seconds, or while the GUI thread is busy
+    (:data:`HEARTBEAT`), up to :data:`MAX_WAIT`.
+    """
 
     __slots__ = ("burst", "pause", "_since")
 
@@ -43,13 +78,32 @@ class Pacer:
         self._since = time.perf_counter()
 
     def __call__(self) -> None:
-        if time.perf_counter() - self._since >= self.burst:
-            time.sleep(self.pause)  # releases the GIL
-            self._since = time.perf_counter()
+        if time.perf_counter() - self._since < self.burst:
+            return
+        time.sleep(self.pause)  # releases the GIL
+        waited = self.pause
+        while waited < MAX_WAIT and HEARTBEAT.late():
+            time.sleep(0.002)
+            waited += 0.002
+        self._since = time.perf_counter()
 
 
 def _no_pause() -> None:
     """The pacer of work done at once on the GUI thread (small folders)."""
+
+
+def job(fn: Callable[..., Any], *args: Any) -> Worker:
+    """A :class:`Worker` (not started) for ``fn(*args, token)``; its ``quit()`` sets ``token``.
+
+    The function gets the worker's cancel token rather than the worker
+    itself, so that the worker holds no reference cycle: once it has
+    finished, reference counting frees it, and the tree nodes it refers to
+    (see ``gc.freeze`` in :mod:`.tree_loading`).
+    """
+    token = CancelToken()
+    worker = Worker(fn, *args, token)
+    worker.cancel_token = token
+    return worker
 
 
 @dataclass(slots=True)
@@ -115,7 +169,7 @@ class _Collector:
 
 
 def load_folder(store: Any, folder: KeyNode, order: tuple[int, bool],
-                worker: Any) -> Iterator[Listing]:
+                token: CancelToken) -> Iterator[Listing]:
     """Yield a folder's first listing in parts (a small first part, then larger ones).
 
     Runs ``store.list_dir(folder.key)`` and builds the child nodes here, off
@@ -133,104 +187,110 @@ def load_folder(store: Any, folder: KeyNode, order: tuple[int, bool],
         if n >= limit or (n % 64 == 0 and time.monotonic() - last >= BATCH_SECONDS):
             yield collect.add(batch)
             batch, limit, last = [], BATCH, time.monotonic()
-        if worker.abort_requested:
+        if token.cancelled:
             return
     if batch:
         yield collect.add(batch)
 
 
 def relist_folder(store: Any, folder: KeyNode, snapshot: list[KeyNode], version: int,
-                  order: tuple[int, bool], worker: Any) -> Listing | None:
+                  order: tuple[int, bool], token: CancelToken) -> Listing | None:
     """List a loaded folder again and work out how its children (``snapshot``) changed.
 
-    Returns None if the worker was asked to stop.
+    The listing is compared as it streams in, against the folder's lookup of
+    children by key, so that no entry outlives its comparison unless it
+    changed something (a folder's worth of live objects would cost the
+    garbage collector a long pause). Returns None if stopped (``token``).
     """
     pace = Pacer()
-    fresh: dict[tuple[str, bool], Any] = {}
+    keys, dirs = folder.rows.keys, folder.rows.dirs  # not changed until this job lands
+    seen: set[KeyNode] = set()
+    changed: list[tuple[KeyNode, Any]] = []
+    added: list[KeyNode] = []
     for i, entry in enumerate(store.list_dir(folder.key)):
         # A key "a/" and a folder "a/" can both exist: identify rows by both.
-        fresh[entry.key, entry.is_dir] = entry
-        pace()
-        if not i & _ABORT_CHECK and worker.abort_requested:
-            return None
-    gone: list[KeyNode] = []
-    changed: list[tuple[KeyNode, Any]] = []
-    kept: list[KeyNode] = []
-    for node in snapshot:
-        entry = fresh.pop((node.key, node.is_dir), None)
-        if entry is None:
-            gone.append(node)
+        node = (dirs if entry.is_dir else keys).get(entry.key)
+        if node is None or node in seen:
+            added.append(KeyNode.from_entry(entry, folder))
         else:
-            kept.append(node)
+            seen.add(node)
             if (node.size, node.modified, node.origin) != (entry.size, entry.modified,
                                                            entry.origin):
                 changed.append((node, entry))
         pace()
-    added = []
-    for entry in fresh.values():
-        added.append(KeyNode.from_entry(entry, folder))
-        pace()
+        if not i & _ABORT_CHECK and token.cancelled:
+            return None
+    gone = [node for node in snapshot if node not in seen]
+    pace()
     added.sort(key=sort_key_function(*order), reverse=order[1])
-    children = merge_sorted(kept, added, order, pace) if (gone or added) else None
+    children = None
+    if gone or added:
+        kept = [node for node in snapshot if node in seen] if gone else snapshot
+        children = merge_sorted(kept, added, order, pace)
     return Listing(added, children, gone, changed, order, version)
 
 
-def sort_nodes(nodes: list[KeyNode], order: tuple[int, bool], worker: Any) -> list[KeyNode] | None:
-    """``nodes`` sorted by ``order``, in short bursts; None if the worker was asked to stop."""
+def sort_nodes(nodes: list[KeyNode], order: tuple[int, bool],
+               token: CancelToken) -> list[KeyNode] | None:
+    """``nodes`` sorted by ``order``, in short bursts; None if stopped (``token``).
+
+    Chunks are sorted one at a time, then merged lazily, so that only a
+    chunk's worth of sort keys is alive at a time (a key per node would
+    cost the garbage collector a long pause).
+    """
     pace = Pacer()
     keyfn, descending = sort_key_function(*order), order[1]
-    keyed = []
-    for i, node in enumerate(nodes):
-        keyed.append((keyfn(node), i))  # the index breaks ties: nodes never get compared
-        pace()
-        if not i & _ABORT_CHECK and worker.abort_requested:
-            return None
     chunks = []
-    for start in range(0, len(keyed), SORT_CHUNK):
-        chunk = keyed[start:start + SORT_CHUNK]
-        chunk.sort(reverse=descending)
+    for start in range(0, len(nodes), SORT_CHUNK):
+        chunk = nodes[start:start + SORT_CHUNK]
+        chunk.sort(key=keyfn, reverse=descending)
         chunks.append(chunk)
         pace()
+        if token.cancelled:
+            return None
     out = []
     append = out.append
-    for _, i in heapq.merge(*chunks, reverse=descending):
-        append(nodes[i])
+    for i, node in enumerate(heapq.merge(*chunks, key=keyfn, reverse=descending)):
+        append(node)
         pace()
+        if not i & _ABORT_CHECK and token.cancelled:
+            return None
     return out
 
 
 @dataclass(slots=True)
 class FilterResult:
-    """The filtered children of each loaded folder, and which loaded folders pass the filter."""
+    """Per loaded folder: ``(folder, version, filtered children, the same as a set)``."""
 
-    folders: list[tuple[KeyNode, int, list[KeyNode]]]  # (folder, version, filtered children)
-    hits: dict[KeyNode, bool]
+    folders: list[tuple[KeyNode, int, list[KeyNode], set[KeyNode]]]
 
 
 def filter_folders(snapshot: list[tuple[KeyNode, int, list[KeyNode]]],
-                   matcher: Callable[[str], Any], worker: Any = None) -> FilterResult | None:
+                   matcher: Callable[[str], Any],
+                   token: CancelToken | None = None) -> FilterResult | None:
     """Apply a name filter to loaded folders; ``snapshot`` is ``(folder, version, children)``.
 
     A folder passes if its name matches or anything loaded under it passes,
     so deeper folders are done first. Runs in bursts on a worker, or at once
-    (``worker`` None) for a small tree on the GUI thread. None if stopped.
+    (``token`` None) for a small tree on the GUI thread. None if stopped.
     """
-    pace = Pacer() if worker is not None else _no_pause
-    hits: dict[KeyNode, bool] = {}
+    pace = Pacer() if token is not None else _no_pause
+    passes: dict[KeyNode, bool] = {}  # loaded folders
     out = []
     count = 0
     for folder, version, children in sorted(snapshot, key=lambda t: -t[0].key.count("/")):
         filtered = []
         for child in children:
-            hit = hits.get(child)
+            hit = passes.get(child)
             if hit is None:
                 hit = matcher(child.name) is not None
             if hit:
                 filtered.append(child)
             pace()
             count += 1
-            if worker is not None and not count & _ABORT_CHECK and worker.abort_requested:
+            if token is not None and not count & _ABORT_CHECK and token.cancelled:
                 return None
-        hits[folder] = bool(filtered) or matcher(folder.name) is not None
-        out.append((folder, version, filtered))
-    return FilterResult(out, hits)
+        passes[folder] = bool(filtered) or matcher(folder.name) is not None
+        out.append((folder, version, filtered, set(filtered)))
+        pace()
+    return FilterResult(out)

@@ -11,14 +11,51 @@ shows meanwhile; a failure leaves the error in that row and goes to
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
-from .tree_jobs import BATCH, BATCH_SECONDS, FIRST_BATCH, Listing, load_folder, relist_folder
+from .tree_jobs import (
+    BATCH,
+    BATCH_SECONDS,
+    FIRST_BATCH,
+    Listing,
+    job,
+    load_folder,
+    relist_folder,
+)
 from .tree_nodes import FAILED, LOADED, LOADING, KeyNode
 from .tree_window import LOADING_TEXT
 from .workers import Worker
 
 __all__ = ["BATCH", "BATCH_SECONDS", "FIRST_BATCH", "LOADING_TEXT", "TreeLoadingMixin"]
+
+#: After this many new nodes, everything alive moves to the collector's permanent generation.
+FREEZE_EVERY = 20_000
+_new_nodes = [0]
+
+
+def _note_new_nodes(count: int) -> None:
+    """Keep full garbage collections short as the tree grows.
+
+    The tree holds most of the app's long-lived objects. A full collection
+    walks every one of them while holding the GIL (a tenth of a second per
+    100,000 nodes, on whatever thread it happens: a stall of the GUI), and
+    growth of a quarter triggers one. ``gc.freeze()`` moves everything alive
+    out of the collector's sight. Tree nodes dropped later are still freed
+    at once, by reference counting, since their cycles are broken when they
+    are detached (:meth:`KeyNode.dismantle`); anything else that becomes
+    cyclic garbage waits for :func:`release_frozen`, when a tree is let go.
+    """
+    _new_nodes[0] += count
+    if _new_nodes[0] >= FREEZE_EVERY:
+        _new_nodes[0] = 0
+        gc.freeze()
+
+
+def release_frozen() -> None:
+    """Give the garbage collector back everything :func:`_note_new_nodes` hid from it."""
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 class TreeLoadingMixin:
@@ -47,11 +84,11 @@ class TreeLoadingMixin:
                 self._status_timer.start()
         rows = folder.rows
         if relist:
-            worker = Worker(relist_folder, self._store, folder, list(folder.children),
-                            rows.version, rows.order)
+            worker = job(relist_folder, self._store, folder, list(folder.children),
+                         rows.version, rows.order)
         else:
             rows.order = self._order()
-            worker = Worker(load_folder, self._store, folder, rows.order)
+            worker = job(load_folder, self._store, folder, rows.order)
             worker.yielded.connect(self._on_batch)
         worker.context = folder
         worker.relist = relist
@@ -60,6 +97,7 @@ class TreeLoadingMixin:
         worker.finished.connect(self._on_list_finished)
         self._jobs[folder.key] = worker
         worker.start()
+        self._update_heartbeat()
 
     def _show_pending_status(self) -> None:
         pending, self._status_pending = self._status_pending, []
@@ -122,6 +160,7 @@ class TreeLoadingMixin:
                 # Listed in the order of its start: sort it if the order changed since.
                 self._sort_folders([folder])
             self._continue_reveals()
+        self._update_heartbeat()
 
     def _install(self, folder: KeyNode, listing: Listing) -> None:
         """Take a listing's nodes into ``folder`` and show what changed."""
@@ -142,13 +181,11 @@ class TreeLoadingMixin:
                 self._forget_jobs_under(node)
         matcher = self._matcher
         if matcher is not None:
-            for node in listing.added:
-                node.hit = matcher(node.name) is not None
-            rows.filtered = [c for c in folder.children if c.hit]
+            self._filter_children(folder, listing.added, gone)
         self._rebuild_window(folder, at_end, set(gone))
         for node in gone:
-            node.parent = None  # detached: late results for it are dropped
-            node.row = -1
+            node.dismantle()  # detached: late results for it are dropped
+        _note_new_nodes(len(listing.added))
         if changed:
             self._emit_changed(folder, changed)
         if matcher is not None:

@@ -16,7 +16,7 @@ worker (:mod:`.tree_jobs`); the GUI thread only installs results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, QTimer, Signal
@@ -32,8 +32,18 @@ from .formatting import (
     format_time,
 )
 from .tree_filter import TreeFilterMixin
-from .tree_loading import TreeLoadingMixin
-from .tree_nodes import FAILED, LOADED, LOADING, UNLOADED, KeyNode, StatusRow, sort_key_function
+from .tree_jobs import HEARTBEAT
+from .tree_loading import TreeLoadingMixin, release_frozen
+from .tree_nodes import (
+    FAILED,
+    LOADED,
+    LOADING,
+    UNLOADED,
+    KeyNode,
+    StatusRow,
+    path_prefixes,
+    sort_key_function,
+)
 from .tree_updates import HEADERS, MODIFIED, NAME, ORIGIN, SIZE, TreeUpdatesMixin
 from .tree_window import LOADING_TEXT, TreeWindowMixin
 from .workers import Worker
@@ -113,12 +123,19 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(50)
         self._refresh_timer.timeout.connect(self._refresh_pending)
-        self._storeChanged.connect(self.refresh_keys)
+        # Keys written by other threads, waiting for the GUI thread (see _on_store_event).
+        self._changed_keys: list[str] = []
+        self._changed_lock = threading.Lock()
+        self._storeChanged.connect(self._take_changed_keys)
         self._status_pending: list[KeyNode] = []
         self._status_timer = QTimer(self)
         self._status_timer.setSingleShot(True)
         self._status_timer.setInterval(0)
         self._status_timer.timeout.connect(self._show_pending_status)
+        # While jobs run, workers watch this timer to leave the GIL to a busy GUI thread.
+        self._beat_timer = QTimer(self)
+        self._beat_timer.setInterval(4)
+        self._beat_timer.timeout.connect(HEARTBEAT.beat)
         if store is not None:
             self.set_store(store)
 
@@ -139,16 +156,23 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self.shutdown()
         self.beginResetModel()
         self._store = store
-        self._root = KeyNode("", True)
+        old, self._root = self._root, KeyNode("", True)
         self.endResetModel()
+        old.dismantle()  # its cycles broken: freed now, whatever the garbage collector sees
         if store is not None:
             store.event_dispatcher.connect(self._on_store_event, ev.StoreKeyEvent)
             self._start_load(self._root)
 
     def shutdown(self) -> None:
-        """Stop listening to the store and ask every running job to stop."""
+        """Stop listening to the store and ask every running job to stop.
+
+        The garbage collector sees every object again (see ``gc.freeze`` in
+        :mod:`.tree_loading`), so that nothing the app drops from now on
+        outlives it.
+        """
         if self._store is not None:
             self._store.event_dispatcher.disconnect(self._on_store_event)
+        release_frozen()
         for worker in [*self._jobs.values(), *self._sort_jobs.values()]:
             worker.quit()
         if self._filter_job is not None:
@@ -161,6 +185,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self._reveals.clear()
         self._refresh_timer.stop()
         self._status_pending.clear()
+        self._update_heartbeat()
 
     def is_loading(self) -> bool:
         """Whether any listing is running."""
@@ -170,10 +195,31 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         """Whether any listing, sort or filter is running."""
         return bool(self._jobs or self._sort_jobs or self._filter_job is not None)
 
+    def _update_heartbeat(self) -> None:
+        """Beat for the workers while any job runs (and only then: an idle app stays idle)."""
+        busy = self.is_busy()
+        if busy and not self._beat_timer.isActive():
+            HEARTBEAT.beat()
+            self._beat_timer.start()
+        elif not busy and self._beat_timer.isActive():
+            self._beat_timer.stop()
+
     def _on_store_event(self, event: ev.StoreEvent) -> None:
-        # Runs on whatever thread wrote to the store; the signal hops to the GUI thread.
+        # Runs on whatever thread wrote to the store. A commit of thousands of keys (a drop)
+        # sends thousands of events at once: one queued signal per burst, not one per key,
+        # or delivering them stalls the window (0.1-0.2 s for 5,000 keys, measured).
         if isinstance(event, ev.StoreSetEvent | ev.StoreUpdateEvent | ev.StoreDeleteEvent):
-            self._storeChanged.emit([event.key])
+            with self._changed_lock:
+                first = not self._changed_keys
+                self._changed_keys.append(event.key)
+            if first:
+                self._storeChanged.emit(None)
+
+    def _take_changed_keys(self, _unused: Any = None) -> None:
+        with self._changed_lock:
+            keys, self._changed_keys = self._changed_keys, []
+        if keys:
+            self.refresh_keys(keys)
 
     # ------------------------------------------------------------------ nodes and indexes
 
@@ -194,7 +240,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
 
     def _find_loaded(self, key: str) -> KeyNode | None:
         node = self._root
-        for prefix in _path_prefixes(key):
+        for prefix in path_prefixes(key):
             if node.state not in (LOADED, LOADING, FAILED):
                 return None
             node = node.child_by_key(prefix)
@@ -343,107 +389,3 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         if role == _FONT:
             return _italic()
         return None
-
-    # ------------------------------------------------------------------ refresh and reveal
-
-    def refresh(self, index: QModelIndex | None = None) -> None:
-        """List again every loaded folder (at and under ``index``; default: everything)."""
-        node = self._root if index is None or not index.isValid() else index.internalPointer()
-        if isinstance(node, StatusRow):
-            node = node.parent
-        if not node.is_dir:
-            node = node.parent
-        for folder in list(node.iter_loaded_folders()):
-            self._refresh_folder(folder)
-
-    def _refresh_folder(self, folder: KeyNode) -> None:
-        if folder.state == FAILED:
-            folder.state = UNLOADED
-        self._start_load(folder)
-
-    def refresh_keys(self, keys: Iterable[str]) -> None:
-        """Refresh, soon and once, the loaded folders that show ``keys``.
-
-        A key (or a prefix ending in "/") affects the folder holding it and
-        every folder above it (their origins may change); a prefix also
-        affects the loaded folders under it.
-        """
-        self._pending_refresh.update(keys)
-        self._refresh_timer.start()
-
-    def _refresh_pending(self) -> None:
-        keys, self._pending_refresh = self._pending_refresh, set()
-        folders: dict[str, KeyNode] = {}
-        for key in keys:
-            node = self._root
-            folders[""] = node
-            for prefix in _path_prefixes(key):
-                if not prefix.endswith("/") or node.state != LOADED:
-                    break
-                node = node.child_by_key(prefix)
-                if node is None:
-                    break
-                if node.state in (LOADED, FAILED):
-                    folders[node.key] = node
-            if key.endswith("/") and node is not None and node.key == key:
-                for folder in node.iter_loaded_folders():
-                    folders[folder.key] = folder
-        for folder in folders.values():
-            if folder.state in (LOADED, FAILED) and self._attached(folder):
-                self._refresh_folder(folder)
-
-    def reveal(self, key: str) -> None:
-        """Load the folders down to ``key`` as needed, then emit ``revealed(key)``.
-
-        The key's row is brought into its folder's window (and the filter's
-        matches, if a filter hides it, are not: it stays hidden).
-        """
-        self._reveals.setdefault(key, False)
-        self._continue_reveals()
-
-    def _continue_reveals(self) -> None:
-        waiting: dict[str, bool] = {}
-        for key, relisted in self._reveals.items():
-            node = self._root
-            for prefix in _path_prefixes(key):
-                if node.state == UNLOADED:
-                    self._start_load(node)
-                if node.state == FAILED:
-                    break
-                if node.state != LOADED or node.key in self._jobs:
-                    waiting[key] = relisted
-                    break
-                child = node.child_by_key(prefix)
-                if child is None:
-                    if not relisted:
-                        # The key may be newer than the listing: list the folder once more.
-                        self._start_load(node)
-                        waiting[key] = True
-                    else:
-                        self.statusMessage.emit(f"'{key}' is not in the store")
-                    break
-                node = child
-            else:
-                if self._window_around(node):
-                    self.revealed.emit(key)
-                else:
-                    self.statusMessage.emit(f"'{key}' is hidden by the filter")
-        self._reveals = waiting
-
-
-def _path_prefixes(key: str) -> list[str]:
-    """The folder prefixes leading to ``key``, then ``key`` itself.
-
-    ``"a/b/c"`` -> ``["a/", "a/b/", "a/b/c"]``; ``"a/b/"`` -> ``["a/", "a/b/"]``.
-    """
-    out = []
-    start = 0
-    while True:
-        i = key.find("/", start)
-        if i < 0 or i == len(key) - 1:
-            break
-        out.append(key[:i + 1])
-        start = i + 1
-    if key:
-        out.append(key)
-    return out

@@ -33,6 +33,7 @@ class FolderRows:
       (``filtered``, or all ``children`` with no filter) starting at ``lo``
     - ``head``: the placeholder row above the window while ``lo > 0``
     - ``filtered``: the children that pass the name filter (None: no filter)
+    - ``hits``: the same as a set, to tell whether a child passes it
     - ``order``: the ``(column, descending)`` the children are sorted by
     - ``version``: bumped whenever ``children`` changes, so that work done
       on a copy in the background can tell whether it still applies
@@ -40,13 +41,15 @@ class FolderRows:
     - ``error``: why the last listing failed
     """
 
-    __slots__ = ("window", "lo", "head", "filtered", "order", "version", "keys", "dirs", "error")
+    __slots__ = ("window", "lo", "head", "filtered", "hits", "order", "version", "keys", "dirs",
+                 "error")
 
     def __init__(self) -> None:
         self.window: list[KeyNode] = []
         self.lo = 0
         self.head: StatusRow | None = None
         self.filtered: list[KeyNode] | None = None
+        self.hits: set[KeyNode] | None = None
         self.order: tuple[int, bool] = (0, False)
         self.version = 0
         self.keys: dict[str, KeyNode] = {}
@@ -59,13 +62,13 @@ class KeyNode:
 
     ``state`` says whether a folder's children are unloaded, loading, loaded
     or failed to load; ``status`` is the extra row shown below a folder's
-    window while it loads, after its load failed, or while more rows follow;
-    ``hit`` says whether the node passes the name filter (its name matches,
-    or, for a folder, a loaded node below it does).
+    window while it loads, after its load failed, or while more rows follow.
+    A node passes the name filter if its name matches or, for a folder, a
+    loaded node below it does (its parent's ``rows.hits`` tell).
     """
 
     __slots__ = ("name", "key", "is_dir", "parent", "children", "row", "state",
-                 "size", "modified", "origin", "status", "hit", "rows")
+                 "size", "modified", "origin", "status", "rows")
 
     def __init__(self, key: str, is_dir: bool, parent: KeyNode | None = None,
                  size: int | None = None, modified: float | None = None,
@@ -82,7 +85,6 @@ class KeyNode:
         self.modified = modified
         self.origin = origin
         self.status: StatusRow | None = None
-        self.hit = True
 
     @classmethod
     def from_entry(cls, entry: Entry, parent: KeyNode) -> KeyNode:
@@ -149,6 +151,30 @@ class KeyNode:
                 yield node
                 stack.extend(node.rows.dirs.values())
 
+    def dismantle(self) -> None:
+        """Break the reference cycles of this detached subtree (parent links, placeholder rows).
+
+        Reference counting then frees it at once, even if the garbage
+        collector would no longer look at it (see ``gc.freeze`` in
+        :mod:`.tree_loading`).
+        """
+        self.parent = None
+        self.row = -1
+        stack = [self]
+        while stack:
+            folder = stack.pop()
+            rows = folder.rows
+            if rows is None:
+                continue
+            for child in folder.children:
+                child.parent = None
+                if child.rows is not None:
+                    stack.append(child)
+            folder.children = []
+            folder.status = None
+            rows.window, rows.filtered, rows.hits, rows.head = [], None, None, None
+            rows.keys, rows.dirs = {}, {}
+
     def __repr__(self) -> str:
         return f"<KeyNode {self.key!r} {'dir' if self.is_dir else 'key'} {self.origin}>"
 
@@ -197,6 +223,24 @@ class StatusRow:
         return f"<StatusRow {'head' if self.kind == HEAD else 'tail'} {self.text!r}>"
 
 
+def path_prefixes(key: str) -> list[str]:
+    """The folder prefixes leading to ``key``, then ``key`` itself.
+
+    ``"a/b/c"`` -> ``["a/", "a/b/", "a/b/c"]``; ``"a/b/"`` -> ``["a/", "a/b/"]``.
+    """
+    out = []
+    start = 0
+    while True:
+        i = key.find("/", start)
+        if i < 0 or i == len(key) - 1:
+            break
+        out.append(key[:i + 1])
+        start = i + 1
+    if key:
+        out.append(key)
+    return out
+
+
 def node_name(key: str, is_dir: bool, parent_prefix: str) -> str:
     """The part of ``key`` shown in the tree: what follows the parent's prefix."""
     name = key[len(parent_prefix):] if key.startswith(parent_prefix) else key
@@ -240,3 +284,19 @@ def insertion_point(children: list[KeyNode], key: Any, keyfn: Callable[[KeyNode]
         else:
             lo = mid + 1
     return lo
+
+
+def position_of(nodes: list[KeyNode], node: KeyNode, order: tuple[int, bool]) -> int:
+    """Where ``node`` is in ``nodes``, sorted by ``order``: a binary search.
+
+    Falls back to a scan if the node is not where its sort key says (a
+    folder being sorted again). Raises ValueError if it is not there.
+    """
+    keyfn = sort_key_function(*order)
+    key = keyfn(node)
+    i = insertion_point(nodes, key, keyfn, order[1]) - 1
+    while i >= 0 and keyfn(nodes[i]) == key:
+        if nodes[i] is node:
+            return i
+        i -= 1
+    return nodes.index(node)

@@ -81,6 +81,7 @@ class KeyTreeView(QTreeView):
         self._press_pos: QPoint | None = None
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
         self.setDropIndicatorShown(False)  # the outline below shows where a drop lands
+        self.setAutoExpandDelay(800)  # a folder hovered while dragging opens
         # Uniform rows let the view skip measuring every row of a huge folder.
         self.setUniformRowHeights(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -207,16 +208,20 @@ class KeyTreeView(QTreeView):
 
     def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
         start = self._press_pos
-        if (start is not None and self.drag_handler is not None
-                and event.buttons() & Qt.MouseButton.LeftButton
-                and (event.position().toPoint() - start).manhattanLength()
-                >= QApplication.startDragDistance()
-                and self.selectionModel().isSelected(self.indexAt(start).siblingAtColumn(0))):
-            self._press_pos = None
-            self.drag_handler.start_drag(self)
-            self.setState(QAbstractItemView.State.NoState)
+        if (start is None or self.drag_handler is None
+                or not event.buttons() & Qt.MouseButton.LeftButton):
+            super().mouseMoveEvent(event)
             return
-        super().mouseMoveEvent(event)
+        # A move after a press on a row is a drag in the making, as in a file manager: Qt
+        # would treat it as a drag selection (the model's rows are not drag-enabled) and
+        # drop the rest of the selection.
+        if (event.position().toPoint() - start).manhattanLength() < \
+                QApplication.startDragDistance():
+            return
+        self._press_pos = None
+        if self.selectionModel().isSelected(self.indexAt(start).siblingAtColumn(0)):
+            self.drag_handler.start_drag(self)
+        self.setState(QAbstractItemView.State.NoState)
 
     def mouseReleaseEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
         self._press_pos = None

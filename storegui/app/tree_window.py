@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex
 
-from .tree_nodes import FAILED, HEAD, LOADING, KeyNode, StatusRow
+from .tree_nodes import FAILED, HEAD, LOADING, KeyNode, StatusRow, position_of
 
 LOADING_TEXT = "Loading…"
 LOADING_MORE_TEXT = "Loading… ({count:,} more so far)"
@@ -122,7 +122,7 @@ class TreeWindowMixin:
             folder = child.parent
             shown = folder.shown
             try:
-                pos = shown.index(child)
+                pos = position_of(shown, child, folder.rows.order)
             except ValueError:
                 return False
             if self._page is None:
@@ -177,10 +177,10 @@ class TreeWindowMixin:
         if self._page is None:
             self._set_window(folder, list(shown), 0)
             return
-        filtering = rows.filtered is not None
-        kept = [n for n in rows.window if n not in gone and (not filtering or n.hit)]
+        hits = rows.hits
+        kept = [n for n in rows.window if n not in gone and (hits is None or n in hits)]
         if kept:
-            lo = shown.index(kept[0])
+            lo = position_of(shown, kept[0], rows.order)
             hi = shown.index(kept[-1], lo) + 1
         else:
             lo = max(0, min(rows.lo, len(shown) - self._page))
