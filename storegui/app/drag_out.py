@@ -36,6 +36,7 @@ from ..stores.streaming import CancelToken, copy_value
 from . import icons, operations
 from .actions import without_nested
 from .drop_files import REPLACE, DropScan, ImportItem, ImportReport, find_existing, target_key
+from .drop_import import DropVerdict, describe_prefix
 from .transfer_queue import JobState, TransferJob
 
 KEYS_MIME = "application/x-storegui-keys"
@@ -286,10 +287,8 @@ class DragOut(QObject):
         """The keys and folders a drag of ours carries."""
         return [tuple(i) for i in self._payload(mime).get("items", [])]
 
-    def verdict(self, mime: Any, folder: str, index: Any, event: Any) -> Any:
+    def verdict(self, mime: Any, folder: str, index: Any, event: Any) -> DropVerdict:
         """Whether dragged keys may be dropped on ``folder``, moved or copied."""
-        from .drop_import import DropVerdict, describe_prefix
-
         payload = self._payload(mime)
         if payload.get("window") != self.token:
             return DropVerdict(False, "Keys can only be moved within their own window; export "

@@ -33,8 +33,11 @@ Progress = Callable[[int, "int | None"], None]
 
 #: Files up to this size are read whole and imported together, one transaction per batch.
 SMALL_FILE = 1 << 20
-BATCH_FILES = 2000
-BATCH_BYTES = 64 << 20
+#: A batch's size: a commit costs a filesystem flush in a FileSystemStore (0.1-1 s on the
+#: VM measured), so 10,000 small files took 10.5 s in batches of 2,000 and 7.3 s in
+#: batches of 5,000 (two run at once); bigger batches only delay the first keys.
+BATCH_FILES = 5000
+BATCH_BYTES = 128 << 20
 #: What to do when a key to write exists already.
 REPLACE, KEEP_BOTH, SKIP = "replace", "keep both", "skip"
 # Up to this many keys of one folder are checked one by one; more, by listing the folder.
@@ -141,7 +144,7 @@ def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike]) -> Dr
     folders: list[tuple[str, str]] = []
     for raw in paths:
         path = os.fspath(raw)
-        name = os.path.basename(path.rstrip(os.sep)) or path
+        name = os.path.basename(path.rstrip(os.sep)) or "root"  # "/" has no name
         try:
             st = os.stat(path)  # a dropped link to a folder is followed: the user chose it
         except OSError as exc:

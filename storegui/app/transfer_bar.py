@@ -9,6 +9,8 @@ ticks, like the panel, never per chunk.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QWidget
 
@@ -76,7 +78,8 @@ class TransferStatusBar(QWidget):
     def update_figures(self) -> None:
         """Show the queue's overall figures now (hidden while idle)."""
         busy = self.queue.is_busy()
-        self.setVisible(busy)
+        if busy != self.isVisible():
+            self.setVisible(busy)
         if not busy:
             return
         overall = self.queue.overall()
@@ -84,16 +87,23 @@ class TransferStatusBar(QWidget):
         title = self.queue.current_title or ""
         if overall.running > 1:
             title = f"{overall.running} transfers"
-        self.label.setText(f"{title}{waiting}")
-        self.label.setToolTip("\n".join(j.title for j in self.queue.running_jobs()))
+        # Only what changed: this runs on every tick of the queue's timer.
+        _set(self.label.text, self.label.setText, f"{title}{waiting}")
+        _set(self.label.toolTip, self.label.setToolTip,
+             "\n".join(j.title for j in self.queue.running_jobs()))
         fraction = overall.fraction
         if fraction is None:
             self.bar.setRange(0, 0)  # busy: the total is not known yet
         else:
-            self.bar.setRange(0, _STEPS)
-            self.bar.setValue(int(fraction * _STEPS))
+            if self.bar.maximum() != _STEPS:
+                self.bar.setRange(0, _STEPS)
+            _set(self.bar.value, self.bar.setValue, int(fraction * _STEPS))
         text = format_progress(overall.done, overall.total)
         if overall.rate:
             text += f" · {format_rate(overall.rate)}"
-        self.bar.setFormat(text)
-        self.cancel_button.setEnabled(True)
+        _set(self.bar.format, self.bar.setFormat, text)
+
+
+def _set(get: Any, put: Any, value: Any) -> None:
+    if get() != value:
+        put(value)

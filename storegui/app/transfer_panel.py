@@ -9,7 +9,6 @@ update when the queue's timer ticks (``progressed``), never per chunk.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, Signal
@@ -39,8 +38,6 @@ JobRole = Qt.ItemDataRole.UserRole + 1
 ProgressRole = Qt.ItemDataRole.UserRole + 2  # (fraction or None, text, failed)
 ERROR_COLOR = QColor("#e53935")
 _STEPS = 1000
-#: A job running this long (seconds) opens the panel; a failure opens it at once.
-SHOW_AFTER = 1.0
 
 
 def format_rate(rate: float | None) -> str:
@@ -121,10 +118,9 @@ class TransferListModel(QAbstractTableModel):
         self._renumber()
 
     def _on_progressed(self) -> None:
-        for job in self._queue.running_jobs():
-            row = self.row_of(job)
-            if row >= 0:
-                self.dataChanged.emit(self.index(row, PROGRESS), self.index(row, STATE))
+        rows = [r for r in map(self.row_of, self._queue.running_jobs()) if r >= 0]
+        if rows:  # one signal a tick: the running jobs are usually next to each other
+            self.dataChanged.emit(self.index(min(rows), PROGRESS), self.index(max(rows), STATE))
 
     # ------------------------------------------------------------------ Qt model interface
 
@@ -261,7 +257,9 @@ class TransferPanel(QWidget):
     Signals
     -------
     wantsAttention()
-        A job failed, or has been running for a while: show the panel.
+        A job failed: show the panel. (Running jobs do not ask for it: the
+        status bar shows their overall progress, and opening a dock in the
+        middle of a transfer re-lays out the whole window.)
     """
 
     wantsAttention = Signal()
@@ -271,7 +269,6 @@ class TransferPanel(QWidget):
         self.setObjectName("transferPanel")
         self.queue = queue
         self.model = TransferListModel(queue, self)
-        self._attention_given = False
 
         self.summary = QLabel(self)
         self.summary.setObjectName("transferSummary")
@@ -356,18 +353,15 @@ class TransferPanel(QWidget):
     def _on_job_changed(self, job: TransferJob) -> None:
         if job.state is JobState.FAILED:
             self.wantsAttention.emit()
-        if not self.queue.is_busy():
-            self._attention_given = False
         self._update_summary()
 
     def _on_progressed(self) -> None:
-        if not self._attention_given:
-            now = time.monotonic()
-            if any(j.started is not None and now - j.started >= SHOW_AFTER
-                   for j in self.queue.running_jobs()):
-                self._attention_given = True  # once per busy spell: the user may close it
-                self.wantsAttention.emit()
+        if self.isVisible():
+            self._update_summary()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
         self._update_summary()
+        super().showEvent(event)
 
     def _update_summary(self) -> None:
         jobs = self.queue.jobs

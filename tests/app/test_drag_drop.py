@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
 from test_main_window import open_folder, origin, proxy_index, select, shown
 
@@ -331,6 +331,27 @@ def test_dragging_keys_out_writes_them_as_files(qtbot, window):
     folder = mime.folder
     window.close()
     assert not folder.exists()  # the drag's files are removed with the window
+
+
+def test_pressing_on_a_selected_row_and_moving_starts_a_drag_of_the_selection(
+        qtbot, window, monkeypatch):
+    # QDrag.exec needs a real pointer to end; the drag's data is tested above.
+    started = []
+    monkeypatch.setattr(window.drag_out, "start_drag",
+                        lambda view: started.append([n.key for n in window.selected_nodes()]))
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/local.txt", "work/shadow.txt")
+    viewport = window.tree.viewport()
+    start = row_point(window, "work/local.txt")
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(2, 1))  # not far enough yet
+    assert started == []
+    far = start + QPoint(QApplication.startDragDistance() + 5, 10)
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(far), QPointF(viewport.mapToGlobal(far)),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, move)
+    assert started == [["work/local.txt", "work/shadow.txt"]]  # both, not just the pressed one
 
 
 def test_a_drag_that_ends_nowhere_writes_nothing(qtbot, window):
