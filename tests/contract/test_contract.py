@@ -7,6 +7,8 @@ import threading
 import time
 
 import pytest
+from store_helpers import FailingReader
+from store_helpers import store_content as snapshot
 
 from storegui.stores import (
     CancelToken,
@@ -32,29 +34,6 @@ def put(subject, name, data=b"", metadata=None):
     key = subject.key(name)
     subject.store.set(key, (io.BytesIO(data), metadata or {}))
     return key
-
-
-def snapshot(store):
-    """Everything a store holds, for "unchanged" checks."""
-    return {k: (store.to_bytes(k), store.get_metadata(k)) for k in store.keys()}
-
-
-class FailingReader(io.RawIOBase):
-    """A stream that fails after ``good`` bytes, like a disk or network error."""
-
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise OSError("simulated read failure")
-        n = min(len(b), self.left, 4096)
-        b[:n] = b"x" * n
-        self.left -= n
-        return n
 
 
 # ---------------------------------------------------------------- basic read / write
@@ -460,11 +439,11 @@ def test_cancelled_write_keeps_the_old_value(subject):
 def test_failing_stream_leaves_no_partial_key(subject):
     key = put(subject, "exists", b"before", {"v": 1})
     with pytest.raises(OSError):
-        subject.store.set(key, (FailingReader(100_000), {"v": 2}), buffer_size=8192)
+        subject.store.set(key, (FailingReader(100_000, 4096), {"v": 2}), buffer_size=8192)
     with pytest.raises(OSError):
-        subject.store.set(subject.key("fresh"), (FailingReader(50_000), {}), buffer_size=8192)
+        subject.store.set(subject.key("fresh"), (FailingReader(50_000, 4096), {}), buffer_size=8192)
     with pytest.raises(OSError):
-        subject.store.set_data(key, FailingReader(10))
+        subject.store.set_data(key, FailingReader(10, 4096))
     assert subject.store.to_bytes(key) == b"before"
     assert subject.store.get_metadata(key) == {"v": 1}
     assert not subject.store.exists(subject.key("fresh"))

@@ -22,6 +22,7 @@ import s3fixtures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3server import ACCESS_KEY, REGION
+from store_helpers import FailingReader
 
 from storegui.stores import (
     InvalidKeyError,
@@ -357,22 +358,6 @@ def test_large_values_stream_in_parts_both_ways(s3_server, s3_bucket, s3_env):
             assert rest.read() == data[MiB:]
 
 
-class FailingReader(io.RawIOBase):
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise OSError("disk read error")
-        n = min(len(b), self.left)
-        b[:n] = b"z" * n
-        self.left -= n
-        return n
-
-
 @pytest.mark.s3
 def test_a_failed_multipart_upload_leaves_nothing_under_the_key(
         s3_server, s3_bucket, s3_env, client):
@@ -381,7 +366,7 @@ def test_a_failed_multipart_upload_leaves_nothing_under_the_key(
     with store:
         put(store, "kept", b"old", {"v": 1})
         for key in ("kept", "fresh"):
-            with pytest.raises(OSError, match="disk read error"):
+            with pytest.raises(OSError, match="simulated read failure"):
                 store.set(key, (FailingReader(7 * MiB), {"v": 2}))
         assert store.to_bytes("kept") == b"old" and store.get_metadata("kept") == {"v": 1}
         assert not store.exists("fresh")

@@ -14,6 +14,8 @@ import io
 import threading
 
 import pytest
+from store_helpers import FailingReader
+from store_helpers import store_content as content
 
 from storegui.stores import (
     CancelToken,
@@ -38,29 +40,6 @@ MP = "a/b/"
 
 def put(store, key, data=b"", metadata=None):
     store.set(key, (io.BytesIO(data), metadata or {}))
-
-
-def content(store):
-    """Everything a store holds, for "unchanged" checks."""
-    return {k: (store.to_bytes(k), store.get_metadata(k)) for k in store.keys()}
-
-
-class FailingReader(io.RawIOBase):
-    """Gives ``good`` bytes, then fails like a broken disk or connection."""
-
-    def __init__(self, good: int) -> None:
-        self.left = good
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise OSError("simulated read failure")
-        n = min(len(b), self.left)
-        b[:n] = b"x" * n
-        self.left -= n
-        return n
 
 
 class CountingStore(MemoryStore):

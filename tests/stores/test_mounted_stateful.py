@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from store_helpers import FailingReader
 
 from storegui.stores import (
     CancelToken,
@@ -34,24 +35,6 @@ from storegui.stores.mounted import MountedStore
 from storegui.stores.mounted_transfer import is_prefix
 
 KEY_EVENTS = (StoreSetEvent, StoreUpdateEvent, StoreDeleteEvent)
-
-
-class FailingReader(io.RawIOBase):
-    """Gives a few bytes, then fails."""
-
-    def __init__(self) -> None:
-        self.left = 7
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.left <= 0:
-            raise OSError("simulated read failure")
-        n = min(len(b), self.left)
-        b[:n] = b"f" * n
-        self.left -= n
-        return n
 
 
 # One key universe for every mount point: keys inside and outside "a/b/" and
@@ -125,7 +108,7 @@ class MountedMachine(RuleBasedStateMachine):
     @rule(key=st.sampled_from(KEYS))
     def set_failing_stream(self, key):
         error = OSError if self.inside(key) else ReadOnlyError
-        self.expect(error, lambda: self.store.set(key, (FailingReader(), {"f": 1}), buffer_size=4))
+        self.expect(error, lambda: self.store.set(key, (FailingReader(7), {"f": 1}), buffer_size=4))
 
     @rule(key=st.sampled_from(KEYS), data=datas)
     def set_data(self, key, data):

@@ -1,0 +1,32 @@
+"""Helpers shared by the store tests (tests/ is on sys.path, as for s3fixtures)."""
+
+from __future__ import annotations
+
+import io
+
+
+class FailingReader(io.RawIOBase):
+    """Gives ``good`` bytes, then fails like a broken disk or connection.
+
+    ``max_chunk`` caps each read, so a failure can come after several chunks.
+    """
+
+    def __init__(self, good: int, max_chunk: int | None = None) -> None:
+        self.left = good
+        self.max_chunk = max_chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.left <= 0:
+            raise OSError("simulated read failure")
+        n = min(len(b), self.left, self.max_chunk or len(b))
+        b[:n] = b"x" * n
+        self.left -= n
+        return n
+
+
+def store_content(store) -> dict:
+    """Everything a store holds (data and metadata by key), for "unchanged" checks."""
+    return {k: (store.to_bytes(k), store.get_metadata(k)) for k in store.keys()}
