@@ -34,6 +34,24 @@ from .value import Entry, Value
 
 _MISSING = object()
 
+#: The ``sync`` settings of stores that write to a local disk (FileSystemStore,
+#: SqliteStore). Both make every write atomic, so a killed app never leaves a
+#: torn or half-written key. ``"normal"`` (the default) returns once the data
+#: is handed to the operating system, which writes it to disk within seconds,
+#: as ``cp`` and ``mv`` do; a power loss in those seconds can undo the latest
+#: writes (the key then holds its previous value, or is reported damaged if
+#: only part of a large value reached the disk). ``"full"`` waits for the disk
+#: on every write. Either way, a push or move waits for the disk
+#: (:meth:`Store.flush_to_disk`) before it deletes the source.
+SYNC_MODES = ("normal", "full")
+
+
+def check_sync(sync: str) -> str:
+    """``sync`` if it is one of :data:`SYNC_MODES`, else a StoreError naming them."""
+    if sync not in SYNC_MODES:
+        raise StoreError(f"unknown sync setting {sync!r}: use one of {', '.join(SYNC_MODES)}")
+    return sync
+
 
 class Transaction:
     """State of one open transaction: undo log and the events to emit on commit."""
@@ -512,6 +530,24 @@ class Store:
         self._remember(key)
         self._delete(key)
         self._emit(ev.StoreDeleteEvent(self, key))
+
+    def flush_to_disk(self, keys: Iterable[str] | None = None) -> None:
+        """Make the current values of ``keys`` (all writes so far if None) survive a power loss.
+
+        Writes are always atomic and survive the app being killed. Whether
+        they also survive a power loss or an OS crash the moment they return
+        depends on the store's ``sync`` setting (see :data:`SYNC_MODES`): with
+        ``"normal"`` the operating system writes them to disk within seconds,
+        as it does for ``cp``; a caller about to delete the only other copy of
+        some data (a push, a move) calls this first. A no-op for stores whose
+        writes are durable when they return (S3) or never (memory).
+
+        Raises
+        ------
+        StoreError
+            If the data cannot be flushed (a disk error).
+        """
+        self._ensure()
 
     def _multi(self, notes: str, fn: Any, keys: Iterable[str], items: Iterable[Any]) -> None:
         keys = list(keys)

@@ -23,16 +23,23 @@ writes a new small record naming the same blob (cost independent of the
 value's size). A value read holds its file open, so it stays the version that
 was current when ``get`` ran.
 
-Durability: blobs are always fsynced before a record names them (the cost is
-small next to writing the data). A record is fsynced before its rename when
-written on its own; inside a transaction (``multiset`` & co.) records are not
-fsynced one by one but at commit: one fsync each for a few, one filesystem
-flush (``syncfs``) for more than :data:`FSYNC_EACH_UP_TO`. An fsync costs as
-much as writing a small key or more (0.3-3 ms against 0.1-0.6 ms per key on
-the ext4 VM this was measured on, and far more on laptop disks), so
-per-key fsyncs would make a 100k-key ``multiset`` several times slower.
-Directory entries are not fsynced: after a crash a key holds its old or its
-new value.
+Durability (``sync``, see :data:`~.base.SYNC_MODES`): every write is atomic
+whatever the setting, so a killed app leaves each key with its old or its new
+value. With ``sync="normal"`` (the default) nothing waits for the disk: the
+operating system writes blobs and records back within seconds, as it does for
+``cp`` (an fsync of 1 GiB takes twice as long as copying it on the disks this
+was measured on). With ``sync="full"`` a blob is fsynced before a record names
+it, a record before its rename when written on its own, and inside a
+transaction (``multiset`` & co.) records are synced at commit: one fsync each
+for a few, one filesystem flush (``syncfs``) for more than
+:data:`FSYNC_EACH_UP_TO` (an fsync costs as much as writing a small key or
+more). :meth:`FileSystemStore.flush_to_disk` makes chosen keys durable on
+demand; a push calls it before deleting the local copy.
+
+Blobs are never modified once written, so a value copied from another local
+store's blob file on the same filesystem becomes a hard link to that file
+(no bytes move, see :mod:`.fs_spool`); either store replacing or deleting
+its key only removes its own link.
 
 Abandoned temp files (a killed writer) are removed at the next connect: those
 no process holds an ``flock`` on and unchanged for a minute, so a write in
@@ -57,11 +64,11 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from .base import Store, Transaction
+from .base import Store, Transaction, check_sync
 from .errors import StoreError, StoreKeyError
 from .fs_dirs import MISSING, READ_FLAGS, flush_filesystem, open_dir, prune_dirs, write_all
 from .fs_layout import StoreDirs, open_store_dir
@@ -78,7 +85,7 @@ from .fs_records import (
 )
 from .fs_spool import Spooled, new_temp, remove_temp, spool
 from .fs_undo import ABSENT, UndoLog, blobs_in_undo_logs
-from .keys import check_prefix
+from .keys import check_key, check_prefix
 from .value import Entry, Value
 
 #: A transaction that wrote more records than this makes them durable with one
@@ -100,6 +107,9 @@ class FileSystemStore(Store):
         one yet (its files stay, and are not keys).
     readonly : bool
         Refuse writes; the folder must already be a store.
+    sync : str
+        "normal" (default) or "full": whether writes wait for the disk (see
+        the module docstring).
 
     Attributes
     ----------
@@ -122,10 +132,13 @@ class FileSystemStore(Store):
         create: bool = True,
         adopt: bool = False,
         readonly: bool = False,
+        sync: str = "normal",
     ) -> None:
         super().__init__()
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise StoreError(f"a store folder must be a non-empty path, not {path!r}")
+        self.sync = check_sync(sync)
+        self._full_sync = sync == "full"
         self.path = os.path.abspath(os.fspath(path))
         self.create = create
         self.adopt = adopt
@@ -141,12 +154,12 @@ class FileSystemStore(Store):
         return "file://" + quote(self.path)
 
     def info(self) -> dict:
-        """``Store.info()`` plus ``path``, and once connected the key-name ``layout``.
+        """``Store.info()`` plus ``path``, ``sync``, and once connected the key-name ``layout``.
 
         ``layout`` is "posix", or "portable" on filesystems that fold case or
         Unicode normal forms (see :mod:`.fs_paths`).
         """
-        info = {**super().info(), "path": self.path}
+        info = {**super().info(), "path": self.path, "sync": self.sync}
         if self.is_connected():
             info["layout"] = "portable" if self.portable else "posix"
         return info
@@ -316,7 +329,7 @@ class FileSystemStore(Store):
             if data is not None:
                 # errors of the caller's stream pass through; our own become StoreError
                 new = spool(data, buffer_size, self._dirs.tmp,
-                            lambda exc: self._fail(exc, key, "write"))
+                            lambda exc: self._fail(exc, key, "write"), self._full_sync)
             try:
                 with self._lock_for(key):
                     self._replace_record(key, names, new, metadata_text, log)
@@ -347,16 +360,16 @@ class FileSystemStore(Store):
         fd, tmp = new_temp(self._dirs.tmp, "record")
         try:
             write_all(fd, pack_record(size, created, blob, metadata_text) + inline)
-            if log is None:
-                os.fsync(fd)
-            else:
+            if log is not None:
                 self._journal(log, key, names, os.fstat(fd).st_ino)
+            elif self._full_sync:
+                os.fsync(fd)
             if new is not None and blob:
                 os.replace(new.name, blob, src_dir_fd=self._dirs.tmp, dst_dir_fd=self._dirs.blobs)
                 if log is not None:
                     log.born.add(blob)
-                # the blob's name must be durable before a record can name it
-                os.fsync(self._dirs.blobs)
+                if self._full_sync:  # the blob's name is durable before a record names it
+                    os.fsync(self._dirs.blobs)
             try:
                 self._install(self._dirs.tmp, tmp, names, key)
             except BaseException:
@@ -369,7 +382,7 @@ class FileSystemStore(Store):
         old = current[0].blob if current else None
         if old and old != blob:
             self._drop_blob(old, log)
-        if log is not None:
+        if log is not None and self._full_sync:
             log.unsynced[tuple(names)] = None
 
     def _current(self, key: str, names: list[str], need_data: bool) -> tuple[Record, bytes] | None:
@@ -424,6 +437,51 @@ class FileSystemStore(Store):
             if current is not None and current[0].blob:
                 self._drop_blob(current[0].blob, log)
         prune_dirs(self._dirs.root, names[:-1])
+
+    def flush_to_disk(self, keys: Iterable[str] | None = None) -> None:
+        """Make ``keys`` (every write so far if None) durable: see ``Store.flush_to_disk``.
+
+        For each key: its blob, its record, and the folders naming them are
+        fsynced (each folder once); missing keys are skipped. With no keys,
+        one filesystem flush (``syncfs``).
+        """
+        self._ensure()
+        try:
+            if keys is None:
+                flush_filesystem(self._dirs.root)
+                return
+            folders: set[tuple[str, ...]] = set()
+            blobs = False
+            for key in keys:
+                names = self._names(check_key(key))
+                try:
+                    fd, st = self._open_record(key, names)
+                except StoreKeyError:
+                    continue
+                try:
+                    record, _ = self._read(key, fd, st, inline=False)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                if record.blob:
+                    bfd = os.open(record.blob, READ_FLAGS, dir_fd=self._dirs.blobs)
+                    try:
+                        os.fsync(bfd)
+                    finally:
+                        os.close(bfd)
+                    blobs = True
+                folders.update(tuple(names[:i]) for i in range(len(names)))
+            if blobs:
+                os.fsync(self._dirs.blobs)
+            for folder in sorted(folders, key=len):
+                dfd = open_dir(self._dirs.root, folder)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path!r} to disk: {exc.strerror or exc}",
+                             store=self) from None
 
     def collect_garbage(self, min_age: float = 3600.0) -> int:
         """Delete blob files no record names (left by crashes); return how many.

@@ -164,6 +164,16 @@ class BlobReader(io.RawIOBase):
             raise io.UnsupportedOperation("fileno")
         return self._handle.fd
 
+    def shared_file(self) -> int | None:
+        """The blob's descriptor, for a hard link (see ``kernel_copy.shared_file_fd``).
+
+        Blobs are never modified once written, so another store may share
+        the file. Only offered for a stream over the whole blob.
+        """
+        if not self._whole or self._handle is None:
+            return None
+        return self._handle.fd
+
     def readinto(self, buffer: Any) -> int:
         if self._handle is None:
             raise ValueError("read from a closed stream")

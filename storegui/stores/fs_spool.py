@@ -2,8 +2,11 @@
 
 Incoming data is read into memory up to :data:`INLINE_MAX` bytes; a value
 that fits is stored inside its record. A larger one goes on into a temp file
-under ``.storegui/tmp`` (in the kernel when the source is a plain file, see
-``ProgressReader.copy_into_fd``), fsynced, and later renamed into ``blobs/``.
+under ``.storegui/tmp`` and is later renamed into ``blobs/``. When the source
+is a whole value file of a local store on the same filesystem, the temp file
+is a hard link to it (``ProgressReader.link_into``: no bytes move); else when
+it is a plain file, the bytes move in the kernel (``ProgressReader.copy_into_fd``).
+The temp file is fsynced only when asked (the store's ``sync="full"``).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class Spooled:
 
 
 def spool(
-    data: BinaryIO, buffer_size: int, tmp_fd: int, fail: Callable[[OSError], Exception]
+    data: BinaryIO, buffer_size: int, tmp_fd: int, fail: Callable[[OSError], Exception],
+    fsync: bool = True,
 ) -> Spooled:
     """Read all of ``data`` (see the module docstring); the caller closes ``fd``.
 
@@ -64,6 +68,10 @@ def spool(
     through; a failure to write the temp file raises ``fail(error)``. Either
     way the temp file is removed first.
     """
+    if isinstance(data, ProgressReader):
+        linked = _link(data, tmp_fd, fail, fsync)
+        if linked is not None:
+            return linked
     head = bytearray()
     while len(head) <= INLINE_MAX:
         chunk = data.read(min(max(buffer_size, 1), INLINE_MAX + 1 - len(head)))
@@ -80,15 +88,48 @@ def spool(
             data.copy_into_fd(fd, buffer_size)
         while chunk := data.read(buffer_size):
             _write(fd, chunk, fail)
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            raise fail(exc) from None
+        if fsync:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise fail(exc) from None
         return Spooled(os.fstat(fd).st_size, b"", fd, name)
     except BaseException:
         os.close(fd)
         remove_temp(tmp_fd, name)
         raise
+
+
+def _link(data: ProgressReader, tmp_fd: int, fail: Callable[[OSError], Exception],
+          fsync: bool) -> Spooled | None:
+    """A temp file hard-linked to the value file ``data`` reads, or None if that cannot be."""
+    name = f"blob-{secrets.token_hex(16)}.tmp"
+    try:
+        # small values live inside their record: those are read as usual
+        size = data.link_into(tmp_fd, name, min_size=INLINE_MAX + 1)
+    except BaseException:
+        remove_temp(tmp_fd, name)
+        raise
+    if size is None:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp_fd)
+    except OSError as exc:
+        remove_temp(tmp_fd, name)
+        raise fail(exc) from None
+    try:
+        # As for any temp file, the lock (and a fresh mtime until it is held)
+        # keeps another process's clean-up of abandoned temp files away.
+        os.utime(fd)
+        with contextlib.suppress(OSError):
+            lock_file(fd)
+        if fsync:  # the source store may not have made it durable ("normal" sync)
+            os.fsync(fd)
+        return Spooled(os.fstat(fd).st_size, b"", fd, name)
+    except OSError as exc:
+        os.close(fd)
+        remove_temp(tmp_fd, name)
+        raise fail(exc) from None
 
 
 def _write(fd: int, chunk: bytes | bytearray, fail: Callable[[OSError], Exception]) -> None:

@@ -20,7 +20,7 @@ from . import events as ev
 from .base import Store, Transaction
 from .errors import ReadOnlyError, StoreError, StoreKeyError
 from .keylocks import KeyLocks
-from .keys import check_prefix
+from .keys import check_key, check_prefix
 from .metadata import copy_metadata, decode_metadata, encode_metadata
 from .mounted_merge import merge_listings, merge_query, mount_children
 from .mounted_pull import PullRevertMixin
@@ -356,6 +356,17 @@ class MountedStore(PushMixin, PullRevertMixin, Store):
                     mount.set_metadata(short, metadata)
                 else:
                     self._copy_in(key, short, metadata, buffer_size)
+
+    def flush_to_disk(self, keys: Iterable[str] | None = None) -> None:
+        """``Store.flush_to_disk`` of both stores (a key is looked for in each)."""
+        self._ensure()
+        if keys is None:
+            self.mount_store.flush_to_disk()
+            self.backing_store.flush_to_disk()
+            return
+        keys = [check_key(k, self) for k in keys]
+        self.mount_store.flush_to_disk([s for s in map(self._short, keys) if s is not None])
+        self.backing_store.flush_to_disk(keys)
 
     def update_metadata(self, key: str, metadata: Mapping[str, Any]) -> None:
         """Change only the given fields of ``key``'s metadata (copying a backing-only key in).

@@ -230,6 +230,13 @@ class PushMixin:
                         "backing store holds the version read before the change: push again",
                         key, self)
                 try:
+                    # the backing copy must survive a power loss before the local one goes
+                    backing.flush_to_disk([key])
+                except (StoreError, OSError) as exc:
+                    raise StoreError(
+                        f"pushed {key!r}, but the backing copy could not be written to disk "
+                        f"({exc}); the local copy was kept", key, self) from exc
+                try:
                     mount.delete(short)
                 except (StoreError, OSError) as exc:
                     raise StoreError(

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from .copy_threads import HashWorker, WriteBehind
 from .errors import InvalidDataError, TransferCancelled
-from .kernel_copy import is_regular_file, kernel_copy, regular_file_fd
+from .kernel_copy import is_regular_file, kernel_copy, link_shared_file, regular_file_fd
 
 DEFAULT_BUFFER_SIZE = 1 << 20
 #: A digest is computed inline for the first bytes of a stream, then on a
@@ -200,6 +200,41 @@ class ProgressReader(io.RawIOBase):
             if n <= 0:
                 return copied
             copied += n
+
+    def link_into(self, dir_fd: int, name: str, min_size: int = 0) -> int | None:
+        """Hard-link the immutable file this stream reads as ``name`` in ``dir_fd``, if possible.
+
+        Applies before anything was read, with no digest to compute, when the
+        innermost stream is a whole value file of a local store (see
+        :func:`~.kernel_copy.shared_file_fd`) of at least ``min_size`` bytes
+        on the same filesystem. Returns
+        the bytes "read" (the stream is then at its end, and progress has
+        been reported), or None: the caller copies as usual.
+
+        Raises
+        ------
+        TransferCancelled
+            If the token was cancelled.
+        """
+        if self.done or not self._kernel_copyable():
+            return None
+        if self._cancel is not None:
+            self._cancel.check(self._key)
+        inner = self.raw_stream
+        if isinstance(inner, ProgressReader):
+            size = inner.link_into(dir_fd, name, min_size)
+        else:
+            size = link_shared_file(inner, dir_fd, name, min_size)
+            if size is not None:
+                inner.seek(0, io.SEEK_END)
+        if size is None:
+            return None
+        self.done = size
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+        if self._cancel is not None:  # as a copy would at its next read: nothing is kept
+            self._cancel.check(self._key)
+        return size
 
     def _kernel_copyable(self) -> bool:
         if self._hash is not None:

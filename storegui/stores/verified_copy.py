@@ -7,7 +7,9 @@
   SqliteStore and a FileSystemStore): the copy runs without hashing (between
   two files, in the kernel), then the source version that was copied and the
   new copy are read and hashed side by side: one reading thread, a hashing
-  thread each, so on two cores the check costs about one hash pass;
+  thread each, so on two cores the check costs about one hash pass. A copy
+  that is a hard link of the source's file (same filesystem) is the same
+  bytes by construction and is not read;
 - a remote source: hashed while it streams (the network is slower than the
   hash), then the local copy is read back and compared;
 - a remote destination: hashed while streaming but not read back (too
@@ -20,12 +22,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from . import events as ev
 from .copy_threads import HashWorker
 from .errors import StoreError, StoreKeyError, VerificationError
+from .kernel_copy import shared_file_fd
 from .streaming import (
     DEFAULT_BUFFER_SIZE,
     INLINE_HASH_BYTES,
@@ -165,6 +169,8 @@ def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
     if result.source is not None:
         try:
             with result.source.open() as source, dst.get_data(dst_key) as copy:
+                if same_file(source, copy):
+                    return  # a hard link (see fs_spool): the very same bytes
                 expected, digest = sha256_side_by_side([source, copy], buffer_size, cancel,
                                                        dst_key, result.size)
         finally:
@@ -178,6 +184,15 @@ def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
     if digest != expected:
         raise VerificationError(
             f"the copy's sha256 is {digest[:16]}… but {what} {expected[:16]}…", dst_key, dst)
+
+
+def same_file(a: Any, b: Any) -> bool:
+    """Whether two streams read the same file (one inode: a hard-linked copy)."""
+    fds = [shared_file_fd(a), shared_file_fd(b)]
+    if None in fds:
+        return False
+    first, second = (os.fstat(fd) for fd in fds)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def restate(exc: BaseException, message: str, key: str, store: Any) -> StoreError:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from storegui.stores import (
     CancelToken,
     FileSystemStore,
+    InvalidKeyError,
     ReadOnlyError,
     StoreError,
     TransferCancelled,
@@ -530,7 +533,7 @@ def test_rollback_restores_every_kind_of_change(tmp_path):
 
 
 def test_commit_drops_replaced_blobs_and_undo_copies(tmp_path, monkeypatch):
-    store = make(tmp_path)
+    store = make(tmp_path, sync="full")
     store.from_bytes("big", os.urandom(3 * INLINE_MAX))
     store.from_bytes("other", os.urandom(3 * INLINE_MAX))
     fsyncs = []
@@ -553,7 +556,7 @@ def test_commit_drops_replaced_blobs_and_undo_copies(tmp_path, monkeypatch):
 def test_a_large_transaction_is_flushed_once_at_commit(tmp_path, monkeypatch):
     import storegui.stores.filesystem as filesystem
 
-    store = make(tmp_path)
+    store = make(tmp_path, sync="full")
     flushes, fsyncs = [], []
     real_flush, real_fsync = filesystem.flush_filesystem, os.fsync
     monkeypatch.setattr(filesystem, "flush_filesystem",
@@ -565,6 +568,98 @@ def test_a_large_transaction_is_flushed_once_at_commit(tmp_path, monkeypatch):
     store.from_bytes("single", b"v")
     assert (len(flushes), len(fsyncs)) == (1, 1)
     store.disconnect()
+
+
+def test_normal_sync_writes_without_waiting_for_the_disk(tmp_path, monkeypatch):
+    import storegui.stores.filesystem as filesystem
+
+    store = make(tmp_path)
+    assert store.info()["sync"] == "normal"
+    calls = []
+    real_flush, real_fsync = filesystem.flush_filesystem, os.fsync
+    monkeypatch.setattr(filesystem, "flush_filesystem",
+                        lambda fd: (calls.append("flush"), real_flush(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    n = filesystem.FSYNC_EACH_UP_TO + 1
+    store.multiset([f"k{i}" for i in range(n)], [(io.BytesIO(b"v"), {}) for _ in range(n)])
+    store.from_bytes("big", os.urandom(3 * INLINE_MAX))
+    store.from_bytes("small", b"v")
+    store.set_metadata("big", {"v": 2})
+    assert calls == []
+    store.flush_to_disk(["big", "small", "missing", "k1"])
+    # each key's record, the blob, the blobs folder and the root folder, once each
+    assert len(calls) == 3 + 1 + 1 + 1
+    calls.clear()
+    store.flush_to_disk()
+    assert calls == ["flush"]
+    store.disconnect()
+
+
+def test_flush_to_disk_syncs_nested_folders_once(tmp_path, monkeypatch):
+    store = make(tmp_path)
+    store.from_bytes("a/b/c", b"1")
+    store.from_bytes("a/b/d", b"2")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fsync(fd))[1])
+    store.flush_to_disk(["a/b/c", "a/b/d"])
+    root = str(tmp_path / "store")
+    folders = [p for p in synced if not p.endswith("@v")]
+    assert sorted(folders) == [root, os.path.join(root, "a"), os.path.join(root, "a", "b")]
+    with pytest.raises(InvalidKeyError):
+        store.flush_to_disk([""])
+    store.disconnect()
+
+
+def test_sync_setting_is_checked(tmp_path):
+    with pytest.raises(StoreError, match="unknown sync setting 'always'.*normal, full"):
+        FileSystemStore(tmp_path / "s", sync="always")
+
+
+def test_large_values_are_hard_linked_between_local_stores(tmp_path):
+    src, dst = make(tmp_path, "src"), make(tmp_path, "dst")
+    data = os.urandom(3 * INLINE_MAX)
+    src.from_bytes("big", data, {"v": 1})
+    src.from_bytes("small", b"tiny", {"v": 1})
+    seen = []
+    copy_value(src, "big", dst, "copy", progress=lambda done, total: seen.append((done, total)))
+    copy_value(src, "small", dst, "small")
+    (blob,) = blobs(dst)
+    (src_blob,) = blobs(src)
+    a = os.stat(tmp_path / "dst" / ".storegui" / "blobs" / blob)
+    b = os.stat(tmp_path / "src" / ".storegui" / "blobs" / src_blob)
+    assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
+    assert seen == [(len(data), len(data))]
+    assert dst.to_bytes("copy") == data and dst.get_metadata("copy") == {"v": 1}
+    assert dst.to_bytes("small") == b"tiny"
+    # replacing or deleting either side leaves the other's value alone
+    src.from_bytes("big", b"new")
+    assert dst.to_bytes("copy") == data
+    dst.delete("copy")
+    assert blobs(dst) == set() and os.listdir(tmp_path / "dst" / ".storegui" / "tmp") == []
+    src.disconnect()
+    dst.disconnect()
+
+
+def test_a_digest_or_a_partial_read_means_a_real_copy(tmp_path):
+    src, dst = make(tmp_path, "src"), make(tmp_path, "dst")
+    data = os.urandom(3 * INLINE_MAX)
+    src.from_bytes("big", data)
+    result = copy_value(src, "big", dst, "hashed", digest="sha256")
+    assert result.digest == hashlib.sha256(data).hexdigest()
+    with src.get_data("big") as stream:
+        assert stream.read(10) == data[:10]
+        dst.set_data("rest", stream)
+    assert dst.to_bytes("rest") == data[10:]
+    with src.get_data_range("big", 5) as stream:
+        dst.set_data("range", stream)
+    assert dst.to_bytes("range") == data[5:]
+    assert len({os.stat(tmp_path / "dst" / ".storegui" / "blobs" / b).st_ino
+                for b in blobs(dst)} | {os.stat(tmp_path / "src" / ".storegui" / "blobs" / b).st_ino
+                                        for b in blobs(src)}) == 4
+    src.disconnect()
+    dst.disconnect()
 
 
 def test_orphan_blobs_are_collected(tmp_path):
@@ -638,6 +733,11 @@ def test_store_to_store_copy_runs_in_the_kernel_unless_hashing(tmp_path, monkeyp
     calls = []
     real = os.copy_file_range
     monkeypatch.setattr(os, "copy_file_range", lambda *a: (calls.append(a), real(*a))[1])
+
+    def no_link(*args, **kwargs):  # as if the two stores were on different filesystems
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
     progress = []
     result = copy_value(src, "big", dst, "copy", buffer_size=1024 * 1024,
                         progress=lambda done, total: progress.append((done, total)))

@@ -532,6 +532,77 @@ def test_push_verification_reads_back_a_local_backing_copy():
     assert backing.calls["get"] == 0
 
 
+class FlushLog(MemoryStore):
+    """A MemoryStore that records flush_to_disk and delete calls in a shared log."""
+
+    def __init__(self, log, fail=False):
+        super().__init__()
+        self.log, self.fail = log, fail
+
+    def flush_to_disk(self, keys=None):
+        self.log.append(("flush", self, None if keys is None else list(keys)))
+        if self.fail:
+            raise StoreError("the disk said no")
+
+    def _delete(self, key):
+        self.log.append(("delete", self, key))
+        super()._delete(key)
+
+
+def test_push_flushes_the_backing_copy_before_deleting_the_local_one():
+    log = []
+    mount, backing = FlushLog(log), FlushLog(log)
+    store = MountedStore(MP, mount, backing)
+    put(mount, "k", b"data")
+    store.push("a/b/k")
+    assert log == [("flush", backing, ["a/b/k"]), ("delete", mount, "k")]
+    log.clear()
+    store.flush_to_disk(["a/b/k", "outside"])
+    assert log == [("flush", mount, ["k"]), ("flush", backing, ["a/b/k", "outside"])]
+    log.clear()
+    store.flush_to_disk()
+    assert log == [("flush", mount, None), ("flush", backing, None)]
+
+
+def test_push_whose_backing_copy_cannot_reach_the_disk_keeps_the_local_copy():
+    log = []
+    mount, backing = FlushLog(log), FlushLog(log, fail=True)
+    store = MountedStore(MP, mount, backing)
+    put(mount, "k", b"data")
+    with pytest.raises(StoreError, match="could not be written to disk.*the disk said no.*kept"):
+        store.push("a/b/k")
+    assert mount.to_bytes("k") == b"data"
+
+
+def test_push_between_stores_on_one_filesystem_links_instead_of_copying(tmp_path, monkeypatch):
+    import os
+
+    import storegui.stores.verified_copy as verified_copy
+    from storegui.stores import FileSystemStore
+
+    mount, backing = FileSystemStore(tmp_path / "mount"), FileSystemStore(tmp_path / "backing")
+    store = MountedStore(MP, mount, backing)
+    data = os.urandom(1 << 20)
+    store.from_bytes("a/b/big", data, {"m": 1})
+    (blob,) = os.listdir(tmp_path / "mount" / ".storegui" / "blobs")
+    inode = os.stat(tmp_path / "mount" / ".storegui" / "blobs" / blob).st_ino
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("a hard-linked copy needs no read-back")
+
+    monkeypatch.setattr(verified_copy, "sha256_side_by_side", no_hashing)
+    store.push("a/b/big")
+    (pushed,) = os.listdir(tmp_path / "backing" / ".storegui" / "blobs")
+    st = os.stat(tmp_path / "backing" / ".storegui" / "blobs" / pushed)
+    assert (st.st_ino, st.st_nlink) == (inode, 1)
+    assert store.origin("a/b/big") == "remote" and store.to_bytes("a/b/big") == data
+    assert os.listdir(tmp_path / "mount" / ".storegui" / "blobs") == []
+    assert store.pull("a/b/big") == ["a/b/big"]
+    assert os.stat(tmp_path / "backing" / ".storegui" / "blobs" / pushed).st_nlink == 2
+    mount.disconnect()
+    backing.disconnect()
+
+
 # ---------------------------------------------------------------- pull and revert
 
 
