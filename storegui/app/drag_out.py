@@ -104,7 +104,8 @@ def copy_keys(store: Any, items: Sequence[ImportItem], progress: Any, cancel: Ca
     """Copy (or move) each ``item.path`` key to ``item.key``, streamed; a report of it.
 
     A move copies then deletes the source in one transaction, so a failure
-    leaves the source as it was and no copy. A source gone meanwhile is
+    leaves the source as it was and no copy; the copy is written to disk
+    (``flush_to_disk``) before the source is deleted. A source gone meanwhile is
     reported, not fatal.
     """
     report = ImportReport()
@@ -133,6 +134,7 @@ def copy_keys(store: Any, items: Sequence[ImportItem], progress: Any, cancel: Ca
         if move:
             with store.transaction(f"move {item.path} to {key}"):
                 copy_value(store, item.path, store, key, progress=step, cancel=cancel)
+                store.flush_to_disk([key])  # the copy survives a power loss before the source goes
                 store.delete(item.path)
         else:
             copy_value(store, item.path, store, key, progress=step, cancel=cancel)

@@ -13,6 +13,8 @@ the VMs measured, writing a new 1 MiB object took longer than hashing it).
 
 from __future__ import annotations
 
+import errno
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -106,6 +108,57 @@ class HashWorker(ChunkWorker):
 
     def feed(self, chunk: Any) -> None:
         """Hash ``chunk`` next (copied first unless it is ``bytes``, so the caller may reuse it)."""
+        self.send_copy(chunk)
+
+    def hexdigest(self) -> str:
+        """The digest of everything fed so far (waits for the hashing to catch up)."""
+        self.drain()
+        return self.hash.hexdigest()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        self.stop()
+
+
+class RangeHasher(ChunkWorker):
+    """Hashes byte ranges of the file ``fd`` on a helper thread, reading them itself.
+
+    For a copy made in the kernel (``copy_file_range``): the bytes never
+    enter Python on the copying thread, and this thread reads each range
+    copied back from the page cache (``pread``) and hashes it, in order.
+    Chunks :meth:`feed`-ed as bytes are hashed too (a copy that went on in
+    Python after the kernel could not go on).
+    """
+
+    def __init__(self, hash_object: Any, fd: int, depth: int = 3) -> None:
+        self.hash = hash_object
+        self._fd = fd
+        self._scratch = bytearray()
+        super().__init__(self._hash_item, "storegui-hash", depth)
+
+    def _hash_item(self, item: Any) -> None:
+        if not isinstance(item, tuple):
+            self.hash.update(item)
+            return
+        offset, length = item
+        if len(self._scratch) < length:
+            self._scratch = bytearray(length)
+        view = memoryview(self._scratch)[:length]
+        got = 0
+        while got < length:
+            n = os.preadv(self._fd, [view[got:]], offset + got)
+            if n <= 0:
+                raise OSError(errno.EIO, "the file got shorter while it was being copied")
+            got += n
+        self.hash.update(view)
+
+    def feed_range(self, offset: int, length: int) -> None:
+        """Hash ``length`` bytes of the file at ``offset`` next."""
+        self._raise()
+        self._todo.put(((offset, length), None))
+
+    def feed(self, chunk: Any) -> None:
+        """Hash ``chunk`` next (copied first unless it is ``bytes``)."""
         self.send_copy(chunk)
 
     def hexdigest(self) -> str:

@@ -443,11 +443,15 @@ class FileSystemStore(Store):
 
         For each key: its blob, its record, and the folders naming them are
         fsynced (each folder once); missing keys are skipped. With no keys,
-        one filesystem flush (``syncfs``).
+        or more than :data:`FSYNC_EACH_UP_TO`, one filesystem flush
+        (``syncfs``) instead.
         """
         self._ensure()
         try:
-            if keys is None:
+            keys = None if keys is None else list(keys)
+            if keys is None or len(keys) > FSYNC_EACH_UP_TO:
+                for key in keys or ():
+                    check_key(key)
                 flush_filesystem(self._dirs.root)
                 return
             folders: set[tuple[str, ...]] = set()

@@ -106,13 +106,16 @@ def import_stream(
     md = {k: v for k, v in dict(metadata or {}).items() if k not in _MEASURED}
     if total is not None:
         md["size"] = total
-    reader = ProgressReader(stream, total, progress, cancel, DIGEST, key)
-    with store.transaction(f"import {key}"):
-        store.set(key, (reader, md), buffer_size=buffer_size)
-        if check is not None:
-            check(reader.done)
-        measured = {"size": reader.done, DIGEST: reader.hexdigest}
-        store.update_metadata(key, measured)
+    reader = ProgressReader(stream, total, progress, cancel, DIGEST, key, owns_stream=False)
+    try:
+        with store.transaction(f"import {key}"):
+            store.set(key, (reader, md), buffer_size=buffer_size)
+            if check is not None:
+                check(reader.done)
+            measured = {"size": reader.done, DIGEST: reader.hexdigest}
+            store.update_metadata(key, measured)
+    finally:
+        reader.close()  # ends its hashing thread, if it started one
     md.update(measured)
     return md
 

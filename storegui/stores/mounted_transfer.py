@@ -9,6 +9,8 @@ state was left behind.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from . import events as ev
@@ -16,6 +18,21 @@ from .errors import ReadOnlyError, StoreError, StoreKeyError, TransferCancelled,
 from .keys import check_key, check_prefix
 from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
 from .verified_copy import TransferMeter, copy_checked, restate, verify_copy
+
+#: A push of many keys writes the backing copies to disk (``flush_to_disk``) and
+#: deletes the mount copies once per this many keys or bytes, not once per key.
+PUSH_BATCH_KEYS = 256
+PUSH_BATCH_BYTES = 256 << 20
+
+
+@dataclass
+class _Copied:
+    """A key whose backing copy is written and verified; its mount copy still to delete."""
+
+    key: str
+    short: str
+    before: Any  # the mount copy's Entry when the copy started
+    metadata: dict | None  # for the event, when anyone listens
 
 
 def is_readonly(store: Any) -> bool:
@@ -178,16 +195,67 @@ class PushMixin:
                 if key is not None:
                     raise StoreKeyError(key, self, no_local(key, "push")) from None
         meter = TransferMeter(self, sizes, progress)
-        pushed = []
-        for k in sizes:
-            if self._push_one(k, meter, cancel, buffer_size, strict=key is not None):
-                pushed.append(k)
-            else:
-                meter.skip(k)
+        pushed: list[str] = []
+        batch: list[_Copied] = []
+        try:
+            for k in sizes:
+                copied = self._push_one(k, meter, cancel, buffer_size, strict=key is not None)
+                if copied is None:
+                    meter.skip(k)
+                    continue
+                batch.append(copied)
+                if len(batch) >= PUSH_BATCH_KEYS or \
+                        sum(c.before.size or 0 for c in batch) >= PUSH_BATCH_BYTES:
+                    pushed += self._finish_push(batch)
+                    batch = []
+        except BaseException:
+            if batch:  # copied and verified before the failure: they stay pushed
+                with contextlib.suppress(StoreError, OSError):
+                    self._finish_push(batch)
+            raise
+        if batch:
+            pushed += self._finish_push(batch)
         return pushed
 
+    def _finish_push(self, batch: list[_Copied]) -> list[str]:
+        """Write the backing copies of ``batch`` to disk, then delete their mount copies."""
+        mount, backing = self.mount_store, self.backing_store
+        try:
+            # the backing copies must survive a power loss before the local ones go
+            backing.flush_to_disk([c.key for c in batch])
+        except (StoreError, OSError) as exc:
+            what = repr(batch[0].key) if len(batch) == 1 else f"{len(batch)} keys"
+            raise StoreError(
+                f"pushed {what}, but the backing copy could not be written to disk "
+                f"({exc}); the local copy was kept", batch[0].key, self) from exc
+        done = []
+        for copied in batch:
+            key, short, before = copied.key, copied.short, copied.before
+            with self._key_locks.hold(key):
+                try:
+                    after = mount.stat(short)
+                except KeyError:  # deleted directly in the mount store meanwhile
+                    after = None
+                if after is not None:
+                    if (after.size, after.modified) != (before.size, before.modified):
+                        raise StoreError(
+                            f"the local copy of {key!r} changed during its push; it was kept, "
+                            "and the backing store holds the version read before the change: "
+                            "push again", key, self)
+                    try:
+                        mount.delete(short)
+                    except (StoreError, OSError) as exc:
+                        raise StoreError(
+                            f"pushed {key!r}, but its local copy could not be removed ({exc}); "
+                            "it now shadows an identical backing copy", key, self) from exc
+            if copied.metadata is not None:
+                self._emit(ev.StoreSetEvent(self, key, copied.metadata))
+            done.append(key)
+        return done
+
     def _push_one(self, key: str, meter: TransferMeter, cancel: CancelToken | None,
-                  buffer_size: int, strict: bool) -> bool:
+                  buffer_size: int, strict: bool) -> _Copied | None:
+        """Copy and verify one key (None if it has no mount copy and ``strict`` is off)."""
         short = self._short(key)
         mount, backing = self.mount_store, self.backing_store
         with self._key_locks.hold(key):
@@ -197,7 +265,7 @@ class PushMixin:
             except KeyError:
                 if strict:
                     raise StoreKeyError(key, self, no_local(key, "push")) from None
-                return False
+                return None
             meter.start(key)
             ok = False
             try:
@@ -219,32 +287,7 @@ class PushMixin:
                 raise restate(exc, f"push of {key!r} wrote the backing copy, but checking it "
                               f"{what_happened(exc)}; the backing copy is unverified and the "
                               "local copy is unchanged", key, self) from exc
-            try:
-                after = mount.stat(short)
-            except KeyError:  # deleted directly in the mount store meanwhile: nothing to remove
-                after = None
-            if after is not None:
-                if (after.size, after.modified) != (before.size, before.modified):
-                    raise StoreError(
-                        f"the local copy of {key!r} changed during its push; it was kept, and the "
-                        "backing store holds the version read before the change: push again",
-                        key, self)
-                try:
-                    # the backing copy must survive a power loss before the local one goes
-                    backing.flush_to_disk([key])
-                except (StoreError, OSError) as exc:
-                    raise StoreError(
-                        f"pushed {key!r}, but the backing copy could not be written to disk "
-                        f"({exc}); the local copy was kept", key, self) from exc
-                try:
-                    mount.delete(short)
-                except (StoreError, OSError) as exc:
-                    raise StoreError(
-                        f"pushed {key!r}, but its local copy could not be removed ({exc}); it "
-                        "now shadows an identical backing copy", key, self) from exc
-        if metadata is not None:
-            self._emit(ev.StoreSetEvent(self, key, metadata))
-        return True
+        return _Copied(key, short, before, metadata)
 
     def _failed_verification(self, key: str, exc: VerificationError) -> VerificationError:
         return VerificationError(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .copy_threads import HashWorker, WriteBehind
+from .copy_threads import HashWorker, RangeHasher, WriteBehind
 from .errors import InvalidDataError, TransferCancelled
 from .kernel_copy import is_regular_file, kernel_copy, link_shared_file, regular_file_fd
 
@@ -121,7 +122,7 @@ class ProgressReader(io.RawIOBase):
         self._progress = progress
         self._cancel = cancel
         self._hash = hashlib.new(digest) if digest else None
-        self._worker: HashWorker | None = None
+        self._worker: HashWorker | RangeHasher | None = None
         self._key = key
 
     @property
@@ -181,7 +182,9 @@ class ProgressReader(io.RawIOBase):
         """Copy what is left of the stream to file descriptor ``fd`` in the kernel, if possible.
 
         Applies when the innermost stream is a regular file with a
-        descriptor and no digest is being computed (Linux
+        descriptor, and no digest is being computed except by the reader
+        right over that file (which hashes what was copied, see
+        ``_hash_range``) (Linux
         ``os.copy_file_range``, else ``os.sendfile``; a reflink on filesystems
         that share blocks). Progress and cancel work as for ``read``, once per
         ``chunk_size`` bytes. Returns the bytes copied; whatever is left (all
@@ -216,7 +219,7 @@ class ProgressReader(io.RawIOBase):
         TransferCancelled
             If the token was cancelled.
         """
-        if self.done or not self._kernel_copyable():
+        if self.done or self._hashing() or not self._kernel_copyable():
             return None
         if self._cancel is not None:
             self._cancel.check(self._key)
@@ -237,12 +240,33 @@ class ProgressReader(io.RawIOBase):
         return size
 
     def _kernel_copyable(self) -> bool:
-        if self._hash is not None:
-            return False
         inner = self.raw_stream
         if isinstance(inner, ProgressReader):
-            return inner._kernel_copyable()
+            # a digest needs the file itself to read back (see _hash_range)
+            return self._hash is None and inner._kernel_copyable()
+        if self._hash is not None and not hasattr(os, "preadv"):
+            return False
         return is_regular_file(inner)
+
+    def _hashing(self) -> bool:
+        """Whether this reader or one it wraps computes a digest."""
+        inner = self.raw_stream
+        return self._hash is not None or (isinstance(inner, ProgressReader) and inner._hashing())
+
+    def _hash_range(self, fd: int, offset: int, length: int) -> None:
+        """Hash bytes the kernel just copied, read back from the source on a helper thread.
+
+        The page cache holds them, so on two cores the copy runs at the
+        speed of the slower of copying and hashing. A source file changed
+        during the copy could make the digest differ from the bytes copied;
+        ``import_file``, which hashes, checks the file is unchanged afterwards.
+        """
+        if not isinstance(self._worker, RangeHasher):
+            if self._worker is not None:  # what was read before is hashed first, in order
+                self._worker.drain()
+                self._worker.close()
+            self._worker = RangeHasher(self._hash, fd)
+        self._worker.feed_range(offset, length)
 
     def _copy_chunk(self, fd: int, size: int) -> int:
         """Copy up to ``size`` bytes; 0 at the end, -1 if the kernel cannot copy here."""
@@ -251,6 +275,11 @@ class ProgressReader(io.RawIOBase):
         inner = self.raw_stream
         if isinstance(inner, ProgressReader):
             n = inner._copy_chunk(fd, size)
+        elif self._hash is not None:
+            pos = inner.tell()
+            n = kernel_copy(inner, fd, size)
+            if n > 0:
+                self._hash_range(inner.fileno(), pos, n)
         else:
             n = kernel_copy(inner, fd, size)
         if n > 0:
@@ -395,8 +424,8 @@ def copy_value(
     mismatch raises :class:`~storegui.stores.errors.VerificationError` after
     the caller's copy has been written, so callers that must not keep a bad
     copy (push) check the result before deleting anything. With ``digest``
-    (a hashlib name) the bytes are hashed on the way, which rules out a
-    kernel copy between two files.
+    (a hashlib name) the bytes are hashed on the way (read back on a helper
+    thread after a kernel copy; never shared as a hard link).
     """
     return copy_from_value(src_store.get(src_key), src_store, src_key, dst_store, dst_key,
                            buffer_size=buffer_size, progress=progress, cancel=cancel,

@@ -152,3 +152,31 @@ def test_plan_import_refuses_missing_paths_and_clashing_keys(tmp_path):
     (tmp_path / "two" / "same.txt").write_bytes(b"2")
     with pytest.raises(StoreError, match="both become key 'same.txt'"):
         plan_import("", [tmp_path / "one" / "same.txt", tmp_path / "two" / "same.txt"])
+
+
+@pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="no copy_file_range here")
+def test_a_large_file_is_copied_in_the_kernel_and_hashed_from_the_page_cache(tmp_path,
+                                                                            monkeypatch):
+    from storegui.stores import CancelToken, FileSystemStore, TransferCancelled
+
+    data = os.urandom(9 * 1024 * 1024 + 3)  # past the inline hashing, several chunks
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    store = FileSystemStore(tmp_path / "store")
+    copies = []
+    real = os.copy_file_range
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: (copies.append(a[2]), real(*a))[1])
+    seen = []
+    md = import_file(store, "big", src, progress=lambda done, total: seen.append(done))
+    assert md["sha256"] == hashlib.sha256(data).hexdigest()
+    assert store.get_metadata("big")["sha256"] == md["sha256"]
+    assert store.to_bytes("big") == data
+    assert sum(copies) >= len(data) - 65 * 1024  # all but the first bytes went through the kernel
+    assert seen[-1] == len(data) and len(seen) > 3
+    # cancelled half way: nothing stored, no helper thread left behind (conftest checks)
+    token = CancelToken()
+    with pytest.raises(TransferCancelled):
+        import_file(store, "cancelled", src, cancel=token,
+                    progress=lambda done, total: done > len(data) // 2 and token.cancel())
+    assert not store.exists("cancelled")
+    store.disconnect()

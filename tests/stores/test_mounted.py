@@ -537,7 +537,12 @@ class FlushLog(MemoryStore):
 
     def __init__(self, log, fail=False):
         super().__init__()
-        self.log, self.fail = log, fail
+        self.log, self.fail, self.refuse = log, fail, None
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        if key == self.refuse:
+            raise StoreError("no room for this one", key, self)
+        super()._put(key, data, metadata_text, buffer_size)
 
     def flush_to_disk(self, keys=None):
         self.log.append(("flush", self, None if keys is None else list(keys)))
@@ -562,6 +567,25 @@ def test_push_flushes_the_backing_copy_before_deleting_the_local_one():
     log.clear()
     store.flush_to_disk()
     assert log == [("flush", mount, None), ("flush", backing, None)]
+
+
+def test_push_of_many_keys_flushes_in_batches_and_keeps_what_was_pushed(monkeypatch):
+    import storegui.stores.mounted_transfer as mounted_transfer
+
+    monkeypatch.setattr(mounted_transfer, "PUSH_BATCH_KEYS", 4)
+    log = []
+    mount, backing = FlushLog(log), FlushLog(log)
+    store = MountedStore(MP, mount, backing)
+    for i in range(10):
+        put(mount, f"k{i}", b"data")
+    backing.refuse = "a/b/k8"  # its copy fails
+    with pytest.raises(StoreError, match="k8"):
+        store.push("a/b/")
+    flushes = [keys for what, _, keys in log if what == "flush"]
+    assert flushes == [[f"a/b/k{i}" for i in range(4)], [f"a/b/k{i}" for i in range(4, 8)]]
+    # every key copied before the failure was flushed, then its local copy deleted
+    assert sorted(mount.keys()) == ["k8", "k9"]
+    assert sorted(backing.keys()) == [f"a/b/k{i}" for i in range(8)]
 
 
 def test_push_whose_backing_copy_cannot_reach_the_disk_keeps_the_local_copy():
