@@ -197,24 +197,30 @@ class PushMixin:
         meter = TransferMeter(self, sizes, progress)
         pushed: list[str] = []
         batch: list[_Copied] = []
-        try:
-            for k in sizes:
-                copied = self._push_one(k, meter, cancel, buffer_size, strict=key is not None)
-                if copied is None:
-                    meter.skip(k)
-                    continue
-                batch.append(copied)
-                if len(batch) >= PUSH_BATCH_KEYS or \
-                        sum(c.before.size or 0 for c in batch) >= PUSH_BATCH_BYTES:
-                    pushed += self._finish_push(batch)
-                    batch = []
-        except BaseException:
-            if batch:  # copied and verified before the failure: they stay pushed
-                with contextlib.suppress(StoreError, OSError):
-                    self._finish_push(batch)
-            raise
-        if batch:
-            pushed += self._finish_push(batch)
+        # Each key's lock is held from its copy until its mount copy is deleted, so a
+        # write through this store meanwhile waits, then lands as a new local copy.
+        with contextlib.ExitStack() as held:
+            try:
+                for k in sizes:
+                    held.enter_context(self._key_locks.hold(k))
+                    copied = self._push_one(k, meter, cancel, buffer_size,
+                                            strict=key is not None)
+                    if copied is None:
+                        meter.skip(k)
+                        continue
+                    batch.append(copied)
+                    if len(batch) >= PUSH_BATCH_KEYS or \
+                            sum(c.before.size or 0 for c in batch) >= PUSH_BATCH_BYTES:
+                        pushed += self._finish_push(batch)
+                        batch = []
+                        held.close()  # releases this batch's locks; the stack is reused
+            except BaseException:
+                if batch:  # copied and verified before the failure: they stay pushed
+                    with contextlib.suppress(StoreError, OSError):
+                        self._finish_push(batch)
+                raise
+            if batch:
+                pushed += self._finish_push(batch)
         return pushed
 
     def _finish_push(self, batch: list[_Copied]) -> list[str]:
