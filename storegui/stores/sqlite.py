@@ -1,18 +1,26 @@
-"""SqliteStore: every key in one SQLite file, large values streamed in chunks.
+"""SqliteStore: every key in one SQLite file, large values in files beside it.
 
 Design (the parts live in :mod:`.sqlite_schema`, :mod:`.sqlite_connections`,
-:mod:`.sqlite_blobs`, :mod:`.sqlite_index`, :mod:`.sqlite_rows` and
-:mod:`.sqlite_batch`):
+:mod:`.sqlite_blobs`, :mod:`.sqlite_files`, :mod:`.sqlite_index`,
+:mod:`.sqlite_rows` and :mod:`.sqlite_batch`):
 
 - *Connections.* One per thread for a file (WAL mode: readers never wait
   for the writer; writers wait up to ``timeout`` seconds); a single locked
   one in memory. All are closed by ``disconnect()``.
-- *Values.* Up to 2 KiB inline in the key's row; larger ones in 1 MiB chunk
-  rows, streamed in and out so a value never sits in memory whole. A write
-  streams its chunks in short transactions under a new blob, then swaps the
-  key to it in one short transaction: the write lock is never held for the
-  whole stream. Inside ``transaction()`` everything is one SQLite
-  transaction (BEGIN IMMEDIATE) that commits or rolls back as a whole.
+- *Values.* Up to 2 KiB inline in the key's row; from ``external_from``
+  bytes (1 MiB by default) a file in the ``<dbfile>-values/`` folder, never
+  modified once written (see :mod:`.sqlite_files`); in between, 1 MiB chunk
+  rows. Values stream in and out, never whole in memory. A write streams
+  its data (chunks in short transactions, or a file) under a new blob, then
+  swaps the key to it in one short transaction: the write lock is never
+  held for the whole stream. Inside ``transaction()`` everything is one
+  SQLite transaction (BEGIN IMMEDIATE) that commits or rolls back as a
+  whole, the files it made included.
+- *Durability* (``sync``, see :data:`~.base.SYNC_MODES`): "normal" is WAL
+  with ``synchronous = NORMAL`` and value files left to the operating
+  system; "full" fsyncs every commit, and each value file and its folder
+  before the row naming it commits. :meth:`SqliteStore.flush_to_disk`
+  makes chosen keys durable on demand.
 - *Queries* are one indexed SQL query on the metadata index; listings are
   range scans on the key index that skip over sub-folders.
 """
@@ -24,13 +32,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from . import sqlite_schema as schema
-from .base import Store, Transaction
+from .base import Store, Transaction, check_sync
 from .errors import StoreError, StoreKeyError
-from .keys import check_prefix
+from .keys import check_key, check_prefix
 from .sqlite_batch import SqliteBatchWrites
 from .sqlite_blobs import (
     CHUNK_SIZE,
@@ -45,6 +53,13 @@ from .sqlite_blobs import (
     read_head,
 )
 from .sqlite_connections import SqliteConnections
+from .sqlite_files import (
+    DEFAULT_EXTERNAL_FROM,
+    SUPPORTED,
+    ValueFiles,
+    file_value,
+    remaining_size,
+)
 from .sqlite_index import (
     COUNT_SQL,
     SELECTIVITY_PROBE,
@@ -59,8 +74,12 @@ log = logging.getLogger(__name__)
 
 PAGE = 1000  # rows per query page of a lazy iteration
 
-_GET_SQL = ("SELECT k.size, k.created, k.modified, k.metadata, k.blob_id, k.data, b.chunk_size"
-            " FROM keys AS k LEFT JOIN blobs AS b ON b.id = k.blob_id WHERE k.key = ?")
+_GET_SQL = ("SELECT k.size, k.created, k.modified, k.metadata, k.blob_id, k.data, b.chunk_size,"
+            " {file} FROM keys AS k LEFT JOIN blobs AS b ON b.id = k.blob_id WHERE k.key = ?")
+_GET_SQL_FILES = _GET_SQL.format(file="b.file")
+_GET_SQL_V1 = _GET_SQL.format(file="NULL")  # a read-only file of schema version 1
+_FILES_SQL = ("SELECT b.file FROM keys AS k JOIN blobs AS b ON b.id = k.blob_id"
+              " WHERE b.file IS NOT NULL AND k.key IN ({marks})")
 
 
 def _inline_value(data: bytes, metadata: str, size: int, created: float,
@@ -81,34 +100,60 @@ class SqliteStore(SqliteBatchWrites, Store):
         process may not write is opened read-only anyway.
     timeout : float
         Seconds a write waits for another writer before failing.
+    external_from : int or None
+        Values of at least this many bytes (and always more than 2 KiB) are
+        files in the folder ``<path>-values`` beside the database; None keeps
+        every value inside the database file. Ignored in memory.
+    sync : str
+        "normal" (default) or "full": whether each write waits for the disk
+        (see the module docstring).
 
-    Connecting raises :class:`StoreError` naming the file if its folder is
-    missing, or it is not an SQLite database, is damaged, or belongs to
-    another program.
+    Raises
+    ------
+    StoreError
+        A bad ``sync`` or ``external_from``. Connecting raises it naming the
+        file if its folder is missing, or it is not an SQLite database, is
+        damaged, or belongs to another program.
     """
 
     local = True
 
     def __init__(self, path: str | os.PathLike, readonly: bool = False,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, external_from: int | None = DEFAULT_EXTERNAL_FROM,
+                 sync: str = "normal") -> None:
         super().__init__()
         path = os.fspath(path)
         if not isinstance(path, str) or not path:
             raise StoreError(f"an SQLite store needs a file path or ':memory:', not {path!r}")
+        self.sync = check_sync(sync)
+        if external_from is not None and (isinstance(external_from, bool)
+                                          or not isinstance(external_from, int)
+                                          or external_from < 0):
+            raise StoreError(f"external_from must be a number of bytes (0 or more) or None, "
+                             f"not {external_from!r}")
         self.memory = path == ":memory:"
         self.path = path if self.memory else os.path.abspath(os.path.expanduser(path))
         self.readonly = bool(readonly)
         self.timeout = float(timeout)
+        files = SUPPORTED and not self.memory
+        #: Values from this size on are files (None: all inside the database).
+        self.external_from = external_from if files else None
         self._open_readonly = bool(readonly)
-        self._db = SqliteConnections(self.path, self.timeout, self._ensure, self)
+        # Beside the real file: the same folder whichever symbolic link names the file.
+        self._files = ValueFiles(os.path.realpath(self.path), self.sync, self) if files else None
+        self._db = SqliteConnections(self.path, self.timeout, self._ensure, self, self.sync,
+                                     self._files)
 
     @property
     def url(self) -> str:
         return "sqlite://" + self.path
 
     def info(self) -> dict:
-        """Base information plus ``path`` (the database file or ``":memory:"``)."""
-        return {**super().info(), "path": self.path}
+        """Base information plus ``path`` (the database file or ``":memory:"``), ``sync``
+        and ``external_from`` (the size from which values are files; None: never).
+        """
+        return {**super().info(), "path": self.path, "sync": self.sync,
+                "external_from": self.external_from}
 
     def _open(self, credentials: Any) -> None:
         if not self.memory:
@@ -136,25 +181,61 @@ class SqliteStore(SqliteBatchWrites, Store):
     # ------------------------------------------------------------------ reading
 
     def _get(self, key: str) -> Value:
+        sql = _GET_SQL_FILES if self._db.version >= schema.FILES_VERSION else _GET_SQL_V1
+        missing = None
         for _attempt in range(50):
             with self._db.use() as conn:
-                row = conn.execute(_GET_SQL, (key,)).fetchone()
+                row = conn.execute(sql, (key,)).fetchone()
                 if row is None:
                     raise StoreKeyError(key, self)
-                size, created, modified, metadata, blob_id, inline, chunk_size = row
+                size, created, modified, metadata, blob_id, inline, chunk_size, file = row
                 if blob_id is None:
                     return _inline_value(bytes(inline or b""), metadata, size, created,
                                          modified)
-                # Lease first, then check the blob is still live: a writer that
-                # swaps it out afterwards sees the lease and leaves the chunks.
-                lease = LEASES.acquire(self._db.database, blob_id)
-                live = conn.execute("SELECT owner IS NULL FROM blobs WHERE id = ?",
-                                    (blob_id,)).fetchone()
+                if file is None:
+                    if not chunk_size:  # a value file, in a file upgraded since it was opened
+                        raise StoreError(f"{schema.describe(self.path)} was upgraded by another "
+                                         "program since it was opened: open it again", key, self)
+                    # Lease first, then check the blob is still live: a writer that
+                    # swaps it out afterwards sees the lease and leaves the chunks.
+                    lease = LEASES.acquire(self._db.database, blob_id)
+                    live = conn.execute("SELECT owner IS NULL FROM blobs WHERE id = ?",
+                                        (blob_id,)).fetchone()
+            if file is not None:
+                # An open file keeps its version: no lease needed. Absent, it was
+                # replaced since the row was read; absent twice, it is lost.
+                value = self._file_value(key, file, size, metadata, created, modified)
+                if value is not None:
+                    return value
+                if missing == (blob_id, file):
+                    raise StoreError(
+                        f"the data of {key!r} is missing from {schema.describe(self.path)}: "
+                        f"its value file {self._files.where(file)} is gone (was the folder "
+                        "beside the database moved, or cleaned by another program?)",
+                        key, self)
+                missing = (blob_id, file)
+                continue
             if live is not None and live[0]:
                 return self._blob_value(key, blob_id, chunk_size, size, lease, metadata,
                                         created, modified)
             del lease
         raise StoreError(f"{key!r} changed too often to be read; try again", key, self)
+
+    def _file_value(self, key: str, file: str, size: int, metadata: str, created: float,
+                    modified: float) -> Value | None:
+        """The value held in the value file ``file``, or None if the file is not there."""
+        if self._files is None:
+            raise StoreError(f"the data of {key!r} is in a file beside the database, which "
+                             "this system cannot read (it needs flock and openat)", key, self)
+        handle = self._files.open_value(file, key)
+        if handle is None:
+            return None
+        actual = os.fstat(handle.fd).st_size
+        if actual != size:
+            raise StoreError(f"the data of {key!r} in {schema.describe(self.path)} is damaged: "
+                             f"its value file {self._files.where(file)} holds {actual} bytes, "
+                             f"not {size}", key, self)
+        return file_value(handle, size, metadata, created, modified)
 
     def _blob_value(self, key: str, blob_id: int, chunk_size: int, size: int, lease: Any,
                     metadata: str, created: float, modified: float) -> Value:
@@ -325,6 +406,7 @@ class SqliteStore(SqliteBatchWrites, Store):
                     buffer_size: int) -> None:
         owner = new_owner()
         created: list[int] = []
+        mark = self._db.new_files_mark()
         try:
             size, inline, blob_id = self._read_data(data, buffer_size, owner, created, key)
             with self._db.writing() as conn:
@@ -332,21 +414,63 @@ class SqliteStore(SqliteBatchWrites, Store):
         except BaseException:
             if self._txn is None:
                 self._discard(created, owner)
+            else:  # the caller's savepoint drops the rows naming them
+                self._db.drop_new_files(mark)
             raise
         finally:
             end_owner(owner)
 
     def _read_data(self, stream: Any, buffer_size: int, owner: str, created: list[int],
                    key: str) -> tuple[int, bytes | None, int | None]:
-        """Read ``stream`` into inline bytes, or into a new pending blob chunk by chunk.
+        """Read ``stream`` into inline bytes, or into a new pending blob (a file or chunks).
 
         Returns ``(size, inline, blob_id)``. Outside a transaction each chunk
         is its own short transaction, and the stream is read between them.
         """
+        files = self._files if self.external_from is not None else None
+        least = max(self.external_from or 0, INLINE_MAX + 1)
+        if files is not None:
+            linked = files.link(stream, least)
+            if linked is not None:
+                return linked[1], None, self._file_blob(linked[0], owner, created)
         head = read_head(stream, INLINE_MAX + 1, key)
         n = len(head)
         if n <= INLINE_MAX:
             return n, head, None
+        if files is not None:
+            hint = remaining_size(stream)
+            if hint is None or n + hint >= least:
+                spooled = files.spool(stream, head, buffer_size, key)
+                try:
+                    if spooled.size >= least:
+                        name = files.install(spooled, key)
+                        return spooled.size, None, self._file_blob(name, owner, created)
+                    # shorter than its size hint said: into chunks after all
+                    with files.read_back(spooled) as back:
+                        return self._read_chunks(back, b"", buffer_size, owner, created, key)
+                finally:
+                    files.discard(spooled)
+        return self._read_chunks(stream, head, buffer_size, owner, created, key)
+
+    def _file_blob(self, name: str, owner: str, created: list[int]) -> int:
+        """A pending blob for the new value file ``name`` (removed if that fails)."""
+        try:
+            with self._db.writing() as conn:
+                blob_id = conn.execute(
+                    "INSERT INTO blobs (chunk_size, owner, started, file) VALUES (0, ?, ?, ?)",
+                    (owner, time.time(), name)).lastrowid
+        except BaseException:
+            self._files.unlink(name)
+            raise
+        created.append(blob_id)
+        if self._txn is not None:
+            self._db.track_new_file(name)
+        return blob_id
+
+    def _read_chunks(self, stream: Any, head: bytes, buffer_size: int, owner: str,
+                     created: list[int], key: str) -> tuple[int, None, int]:
+        """Read ``head`` and the rest of ``stream`` into a new pending blob of chunk rows."""
+        n = len(head)
         step = max(1, int(buffer_size))
         with self._db.writing() as conn:
             blob_id = conn.execute(
@@ -385,13 +509,46 @@ class SqliteStore(SqliteBatchWrites, Store):
                     row = conn.execute("SELECT owner FROM blobs WHERE id = ?",
                                        (blob_id,)).fetchone()
                     if row is not None and row[0] == owner:
-                        free_blob(conn, blob_id)
+                        free_blob(conn, blob_id, self._db.unlink)
             except StoreError as exc:  # left for the orphan sweep at the next connect
                 log.warning("could not remove the partial data of a failed write: %s", exc)
 
     def _store(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
         garbage = store_rows(conn, rows, time.time(), lambda k: StoreKeyError(k, self))
         self._db.add_garbage(garbage)
+
+    def flush_to_disk(self, keys: Iterable[str] | None = None) -> None:
+        """Make ``keys`` (every write so far if None) survive a power loss.
+
+        See ``Store.flush_to_disk``. The value files of ``keys`` (with None:
+        every value file this store wrote since the last flush) and their
+        folder are fsynced, then the ``-wal`` file, which holds every
+        committed transaction. Missing keys are skipped.
+
+        Raises
+        ------
+        StoreError
+            If the data cannot be written to disk.
+        """
+        self._ensure()
+        if self.memory or self.readonly:
+            return
+        names = None
+        if keys is not None and self._files is not None:
+            keys = [check_key(key, self) for key in keys]
+            names = []
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                with self._db.use() as conn:
+                    names += [f for (f,) in conn.execute(
+                        _FILES_SQL.format(marks=",".join("?" * len(part))), part)]
+        try:
+            if self._files is not None:
+                self._files.flush(names)
+            self._db.sync_to_disk()
+        except OSError as exc:
+            raise StoreError(f"cannot write {schema.describe(self.path)} to disk: "
+                             f"{exc.strerror or exc}", store=self) from None
 
     def _delete(self, key: str) -> None:
         with self._db.writing() as conn:

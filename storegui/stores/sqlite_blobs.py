@@ -1,11 +1,13 @@
 """Chunked values of SqliteStore: streaming them in and out, and freeing them safely.
 
 A value larger than :data:`INLINE_MAX` is a *blob*: rows of :data:`CHUNK_SIZE`
-bytes in the ``chunks`` table. A writer streams the chunks in under a new,
-*pending* blob in short transactions, then points the key at it in one short
-transaction; the blob the key held before becomes *garbage* and is freed in
-short transactions too. A pending blob whose writer died (killed process,
-failed cleanup) is an orphan, removed at the next connect.
+bytes in the ``chunks`` table, or a file named by the blob's row (large
+values, see :mod:`.sqlite_files`; the life cycle below is the same). A
+writer streams the chunks in under a new, *pending* blob in short
+transactions, then points the key at it in one short transaction; the blob
+the key held before becomes *garbage* and is freed in short transactions too.
+A pending blob whose writer died (killed process, failed cleanup) is an
+orphan, removed at the next connect.
 
 Readers in this process take a :class:`Lease` on the blob they read, so a
 concurrent overwrite does not free the chunks under them: garbage is freed
@@ -201,11 +203,21 @@ LEASES = LeaseRegistry()
 # ---------------------------------------------------------------- freeing
 
 
-def free_blob(conn: sqlite3.Connection, blob_id: int) -> None:
+def free_blob(conn: sqlite3.Connection, blob_id: int,
+              unlink: Callable[[str], None] | None = None) -> None:
     """Delete a blob's chunks, a few per transaction, then the blob row.
 
-    ``conn`` must not be inside a transaction.
+    A blob held in a file has its file removed by ``unlink(name)`` first
+    (given by stores whose schema has value files), so that every value
+    file stays named by a row until it is gone. ``conn`` must not be inside a
+    transaction.
     """
+    if unlink is not None:
+        row = conn.execute("SELECT file FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            unlink(row[0])
+            conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+            return
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -226,14 +238,18 @@ def free_blob(conn: sqlite3.Connection, blob_id: int) -> None:
             return
 
 
-def sweep_orphans(conn: sqlite3.Connection, database: str) -> list[int]:
-    """Free garbage and orphaned pending blobs (not leased in this process); their ids."""
+def sweep_orphans(conn: sqlite3.Connection, database: str,
+                  unlink: Callable[[str], None] | None = None) -> list[int]:
+    """Free garbage and orphaned pending blobs (not leased in this process); their ids.
+
+    ``unlink`` removes the file of a blob held in one (see :func:`free_blob`).
+    """
     now = time.time()
     rows = conn.execute("SELECT id, owner, started FROM blobs WHERE owner IS NOT NULL").fetchall()
     dead = [blob_id for blob_id, owner, started in rows if is_orphan(owner, started, now)]
     dead = [b for b in dead if b not in LEASES.leased(database, dead)]
     for blob_id in dead:
-        free_blob(conn, blob_id)
+        free_blob(conn, blob_id, unlink)
     if dead:
         log.info("freed %d unused value(s) in %s", len(dead), database)
     return dead

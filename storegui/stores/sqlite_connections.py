@@ -29,6 +29,7 @@ from typing import Any
 from . import sqlite_schema as schema
 from .errors import NotConnectedError, StoreError
 from .sqlite_blobs import LEASES, free_blob, sweep_orphans
+from .sqlite_files import ValueFiles
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class _ThreadState(threading.local):
         self.conn: sqlite3.Connection | None = None
         self.generation = -1
         self.garbage: list[int] = []  # blobs to free once the open write commits
+        self.new_files: list[str] = []  # value files the open transaction made
         self.holds_lock = False  # in memory: this thread's transaction holds the lock
 
 
@@ -54,14 +56,24 @@ class SqliteConnections:
         Connects the owning store if needed (called before each use).
     store : object
         The owning store, named in errors.
+    sync : str
+        "normal" or "full" (see :data:`~.base.SYNC_MODES`).
+    files : ValueFiles, optional
+        The folder of the store's value files (file stores only).
     """
 
     def __init__(self, path: str, timeout: float, ensure: Callable[[], None],
-                 store: Any) -> None:
+                 store: Any, sync: str = "normal", files: ValueFiles | None = None) -> None:
         self.path = path
         self.memory = path == ":memory:"
         self.timeout = timeout
+        self.sync = sync
+        self.files = files
+        #: Removes a value file (what ``free_blob`` needs), None without value files.
+        self.unlink = files.unlink if files is not None else None
         self.readonly = False
+        #: The file's schema version (older ones are read as they are when read-only).
+        self.version = schema.SCHEMA_VERSION
         #: Names this database in the process-wide registry of blob leases.
         self.database = f"memory:{uuid.uuid4().hex}" if self.memory else os.path.realpath(path)
         self._ensure = ensure
@@ -88,17 +100,21 @@ class SqliteConnections:
         """
         self.readonly = readonly
         try:
-            conn = schema.connect(self.path, readonly, self.timeout)
+            conn = self._connect(readonly)
         except sqlite3.Error as exc:
             raise self.translate(exc) from None
         try:
             if self._memory_image is not None:
                 conn.deserialize(self._memory_image)
-            schema.prepare(conn, self.path, readonly)
+            self.version = schema.prepare(conn, self.path, readonly)
+            if self.files is not None:
+                self.files.open()
             if not readonly:
                 self._sweep(conn)
         except BaseException as exc:
             conn.close()
+            if self.files is not None:
+                self.files.close()
             if isinstance(exc, sqlite3.Error):
                 raise self.translate(exc) from exc
             raise
@@ -111,11 +127,23 @@ class SqliteConnections:
             self._open_conns.add(conn)
         self._state.conn, self._state.generation = conn, self._generation
 
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        conn = schema.connect(self.path, readonly, self.timeout)
+        if self.sync == "full":
+            try:
+                schema.full_sync(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
     def _sweep(self, conn: sqlite3.Connection) -> None:
         try:
-            sweep_orphans(conn, self.database)
+            sweep_orphans(conn, self.database, self.unlink)
         except sqlite3.OperationalError as exc:  # busy: the store works, the next connect retries
             log.warning("%s: unused data not freed yet: %s", schema.describe(self.path), exc)
+        if self.files is not None:
+            self.files.sweep(conn)  # reads only: never busy
 
     def close(self) -> None:
         """Close every connection (in memory: keep the data as an image)."""
@@ -134,12 +162,14 @@ class SqliteConnections:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+        if self.files is not None:
+            self.files.close()
 
     def _thread_connection(self) -> sqlite3.Connection:
         state = self._state
         if state.conn is not None and state.generation == self._generation:
             return state.conn
-        conn = schema.connect(self.path, self.readonly, self.timeout)
+        conn = self._connect(self.readonly)
         with self._registry_lock:
             if not self._open:
                 conn.close()
@@ -227,7 +257,7 @@ class SqliteConnections:
         for blob_id in sorted(candidates - later):
             try:
                 with self.use() as conn:
-                    free_blob(conn, blob_id)
+                    free_blob(conn, blob_id, self.unlink)
             except StoreError as exc:  # the write itself succeeded; a later one retries
                 log.warning("could not free unused data in %s yet: %s", self.path, exc)
                 later.add(blob_id)
@@ -246,11 +276,13 @@ class SqliteConnections:
             self._hold_memory_lock(False)
             raise
         self._state.garbage.clear()
+        self._state.new_files.clear()
 
     def commit(self) -> None:
         """Commit this thread's transaction, then free the data it replaced."""
         with self.use() as conn:
             conn.execute("COMMIT")
+        self._state.new_files.clear()
         self._hold_memory_lock(False)
         self.free_garbage()
 
@@ -263,7 +295,50 @@ class SqliteConnections:
                         conn.execute("ROLLBACK")
         finally:
             self._state.garbage.clear()
+            self.drop_new_files(0)
             self._hold_memory_lock(False)
+
+    # ------------------------------------------------------------------ value files
+
+    def track_new_file(self, name: str) -> None:
+        """A value file written inside this thread's open transaction (removed if it rolls back)."""
+        self._state.new_files.append(name)
+
+    def new_files_mark(self) -> int:
+        """Where the open transaction's list of new files ends now (see :meth:`drop_new_files`)."""
+        return len(self._state.new_files)
+
+    def drop_new_files(self, mark: int) -> None:
+        """Remove the value files made since ``mark``: the rows naming them were rolled back."""
+        made = self._state.new_files
+        for name in made[mark:]:
+            if self.unlink is not None:
+                self.unlink(name)
+        del made[mark:]
+
+    def sync_to_disk(self) -> None:
+        """Make every committed transaction survive a power loss.
+
+        In WAL mode with ``synchronous = NORMAL`` commits are in the ``-wal``
+        file, which SQLite fsyncs only at checkpoints (and the database file
+        after each): one fsync of the ``-wal`` file makes them durable. (A
+        checkpoint would also copy the pages into the database file and
+        fsync both.) Without a WAL, the database file is fsynced.
+
+        Raises ``OSError`` on a disk error.
+        """
+        if self.memory:
+            return
+        for name in (self.path + "-wal", self.path):
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
 
     def _hold_memory_lock(self, hold: bool) -> None:
         state = self._state

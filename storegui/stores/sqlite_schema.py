@@ -3,18 +3,22 @@
 Tables:
 
 - ``keys``: one row per key (size, times, metadata JSON text); a small value
-  is held inline in ``data``, a larger one in chunks of the blob ``blob_id``.
-- ``blobs``: one row per chunked value. ``owner`` is NULL for a value a key
-  points at, ``"pending <host> <pid> <token>"`` while a writer is still
-  streaming it in, ``"garbage"`` once no key points at it (its chunks are
-  then freed in short transactions).
+  is held inline in ``data``, a larger one in the blob ``blob_id``.
+- ``blobs``: one row per value that is not inline. ``owner`` is NULL for a
+  value a key points at, ``"pending <host> <pid> <token>"`` while a writer is
+  still streaming it in, ``"garbage"`` once no key points at it (its chunks
+  are then freed in short transactions). ``file`` names the value's file in
+  the ``<db>-values/`` folder (see :mod:`.sqlite_files`), or is NULL for a
+  value held in chunk rows.
 - ``chunks``: the data of a blob, ``chunk_size`` bytes per row (the last one
   shorter).
 - ``meta_index``: one row per top-level metadata field, see
   :mod:`storegui.stores.sqlite_index`.
 
 ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version``
-holds the schema version.
+holds the schema version: 1 had no ``blobs.file`` column; a version-1 file
+opened writable gets it (an instant ``ALTER TABLE``), one opened read-only is
+read as it is.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from .errors import NotConnectedError, ReadOnlyError, StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The first schema version with value files (``blobs.file``).
+FILES_VERSION = 2
 #: At most 64 MiB of cached pages per connection (a limit, used only as needed).
 CACHE_SIZE_PRAGMA = "PRAGMA cache_size = -65536"
 #: The WAL is checkpointed into the file once it holds this much (SQLite's
@@ -56,7 +62,8 @@ SCHEMA = (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         chunk_size INTEGER NOT NULL,
         owner TEXT,
-        started REAL NOT NULL
+        started REAL NOT NULL,
+        file TEXT
     )""",
     "CREATE INDEX blobs_unowned ON blobs(owner) WHERE owner IS NOT NULL",
     """CREATE TABLE chunks (
@@ -85,7 +92,11 @@ def describe(path: str) -> str:
 
 
 def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
-    """A new connection in autocommit mode (transactions are explicit), set up for the store."""
+    """A new connection in autocommit mode (transactions are explicit), set up for the store.
+
+    Commits do not wait for the disk (``synchronous = NORMAL``: the WAL
+    reaches it at checkpoints); see :func:`full_sync` for the other setting.
+    """
     if path == ":memory:":
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False,
                                factory=_Connection)
@@ -106,6 +117,11 @@ def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def full_sync(conn: sqlite3.Connection) -> None:
+    """Make every commit of ``conn`` wait for the disk (the store's ``sync="full"``)."""
+    conn.execute("PRAGMA synchronous = FULL")
 
 
 def size_pragmas(conn: sqlite3.Connection) -> None:
@@ -150,8 +166,10 @@ def _truncated(path: str) -> bool:
     return valid_for == change_counter and pages * page_size > size
 
 
-def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
-    """Check that ``conn`` holds a store, creating the schema in a new file.
+def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> int:
+    """Check that ``conn`` holds a store, creating the schema in a new file; its schema version.
+
+    A file of an older version opened writable is brought up to date.
 
     Raises
     ------
@@ -171,7 +189,7 @@ def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
         if readonly:
             raise StoreError(f"{where} is empty; it cannot be opened read-only")
         _create(conn, path)
-        return
+        return SCHEMA_VERSION
     if app_id != APPLICATION_ID:
         names = ", ".join(sorted(tables)[:8]) or "none"
         raise StoreError(f"{where} is an SQLite database of another program, not a storegui "
@@ -182,8 +200,29 @@ def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
     missing = [t for t in TABLES if t not in tables]
     if missing:
         raise StoreError(f"{where} is damaged: table(s) {', '.join(missing)} are missing")
-    if not readonly:
-        _use_wal(conn, path)
+    if readonly:
+        return version
+    _use_wal(conn, path)
+    if version < SCHEMA_VERSION:
+        _migrate(conn)
+    return SCHEMA_VERSION
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an older schema version up to :data:`SCHEMA_VERSION`."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated it while we waited for the lock.
+        if conn.execute("PRAGMA user_version").fetchone()[0] < FILES_VERSION:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(blobs)")}
+            if "file" not in columns:
+                conn.execute("ALTER TABLE blobs ADD COLUMN file TEXT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _read_header(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:

@@ -46,6 +46,15 @@ def sqlite_file(tmp: Path) -> Any:
     return _cls("sqlite", "SqliteStore")(str(tmp / "store.db"))
 
 
+def sqlite_values(tmp: Path) -> Any:
+    """Every value past the few bytes kept in its row is a file beside the database."""
+    return _cls("sqlite", "SqliteStore")(str(tmp / "store.db"), external_from=0)
+
+
+def filesystem_full_sync(tmp: Path) -> Any:
+    return _cls("filesystem", "FileSystemStore")(tmp / "fs", sync="full")
+
+
 def sqlite_memory(tmp: Path) -> Any:
     return _cls("sqlite", "SqliteStore")(":memory:")
 
@@ -65,12 +74,15 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
     "memory": memory,
     "filesystem": filesystem,
     "sqlite-file": sqlite_file,
+    "sqlite-file-values": sqlite_values,
+    "filesystem-full-sync": filesystem_full_sync,
     "sqlite-memory": sqlite_memory,
     "mounted-memory-memory-root": mounted(memory, memory, ""),
     "mounted-memory-memory-ab": mounted(memory, memory, "a/b/"),
     "mounted-sqlite-filesystem-root": mounted(sqlite_file, filesystem, ""),
     "mounted-sqlite-filesystem-ab": mounted(sqlite_file, filesystem, "a/b/"),
     "mounted-filesystem-sqlite-ab": mounted(filesystem, sqlite_file, "a/b/"),
+    "mounted-sqlitevalues-filesystem-ab": mounted(sqlite_values, filesystem, "a/b/"),
 }
 
 

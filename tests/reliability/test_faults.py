@@ -227,7 +227,8 @@ def test_a_filesystem_store_whose_writes_fail_with_enospc(tmp_path, monkeypatch,
 def test_an_sqlite_store_that_cannot_grow(tmp_path, monkeypatch):
     """``max_page_count`` makes SQLite itself answer SQLITE_FULL, as on a full disk."""
     db = str(tmp_path / "store.db")
-    store = SqliteStore(db)
+    # values inside the database file, where SQLite's own limit applies
+    store = SqliteStore(db, external_from=None)
     store.from_bytes("small", b"keep", {"v": 1})
     store.disconnect()
     conns = []
@@ -241,7 +242,7 @@ def test_an_sqlite_store_that_cannot_grow(tmp_path, monkeypatch):
         return conn
 
     monkeypatch.setattr(schema, "connect", connect)
-    store = SqliteStore(db)
+    store = SqliteStore(db, external_from=None)
     new = os.urandom(3 * MiB)
     with pytest.raises(StoreError) as info:
         store.from_bytes("new", new, {"v": 2})

@@ -27,6 +27,7 @@ from storegui.stores import (
 from storegui.stores.sqlite import SqliteStore
 from storegui.stores.sqlite_blobs import CHUNK_SIZE, INLINE_MAX
 from storegui.stores.sqlite_index import index_value, prefix_upper_bound, query_page_sql
+from storegui.stores.sqlite_schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
@@ -92,6 +93,15 @@ def store(db):
     s.disconnect()
 
 
+@pytest.fixture
+def chunked(db):
+    """A store that keeps every value inside the database (1 MiB chunk rows)."""
+    s = SqliteStore(str(db), external_from=None)
+    s.connect()
+    yield s
+    s.disconnect()
+
+
 def put(store, key, data=b"", metadata=None):
     store.set(key, (io.BytesIO(data), metadata or {}))
 
@@ -118,11 +128,12 @@ def test_wal_mode_and_schema_markers(db, store):
     put(store, "k", b"v")
     with raw(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA application_id").fetchone()[0] != 0
 
 
-def test_small_values_are_inline_and_large_ones_chunked(db, store):
+def test_small_values_are_inline_and_large_ones_chunked(db, chunked):
+    store = chunked
     put(store, "tiny", b"x" * INLINE_MAX)
     store.set("chunked", (PatternStream(2 * CHUNK_SIZE + 5), {}))
     with raw(db) as conn:
@@ -258,7 +269,8 @@ def test_a_64_mib_value_streams_in_bounded_memory(db, store):
     assert read_peak < 8 * MiB, read_peak
 
 
-def test_range_reads_start_at_the_right_chunk(store):
+def test_range_reads_start_at_the_right_chunk(chunked):
+    store = chunked
     data = os.urandom(3 * CHUNK_SIZE + 100)
     put(store, "r", data)
     fetched = []
@@ -278,7 +290,9 @@ def test_range_reads_start_at_the_right_chunk(store):
         assert stream.read(6) == data[CHUNK_SIZE - 3:CHUNK_SIZE + 3]
 
 
-def test_a_cancelled_write_leaves_no_key_and_no_chunks(db, store):
+@pytest.mark.parametrize("external_from", [None, MiB], ids=["chunks", "files"])
+def test_a_cancelled_write_leaves_no_key_and_no_chunks(db, external_from):
+    store = SqliteStore(db, external_from=external_from)
     put(store, "keep", b"x" * 10_000)
     token = CancelToken()
 
@@ -290,10 +304,14 @@ def test_a_cancelled_write_leaves_no_key_and_no_chunks(db, store):
     with pytest.raises(TransferCancelled):
         store.set("cancelled", (reader, {"a": 1}), buffer_size=MiB)
     assert not store.exists("cancelled")
+    store.disconnect()
     assert counts(db) == (1, 1, 1)  # only "keep" and its single chunk
+    values = Path(f"{db}-values")  # no value file, no temp file (nor the writer's lock)
+    assert not values.exists() or [p.name for p in values.rglob("*") if p.is_file()] == []
 
 
-def test_orphans_of_a_killed_writer_are_removed_at_connect(db, store):
+def test_orphans_of_a_killed_writer_are_removed_at_connect(db, chunked):
+    store = chunked
     put(store, "keep", b"k" * 5000)
     store.disconnect()
     script = f"""
@@ -311,7 +329,7 @@ class Dying(io.RawIOBase):
         self.sent += len(b)
         return len(b)
 
-store = SqliteStore({str(db)!r})
+store = SqliteStore({str(db)!r}, external_from=None)
 store.set("never", (Dying(), {{}}))
 """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -319,13 +337,14 @@ store.set("never", (Dying(), {{}}))
     assert done.returncode == 3
     keys, blobs, chunks = counts(db)
     assert (keys, blobs) == (1, 2) and chunks >= 3  # the dead writer's chunks are left over
-    with SqliteStore(db) as again:
+    with SqliteStore(db, external_from=None) as again:
         assert list(again.keys()) == ["keep"]
     assert counts(db) == (1, 1, 1)
 
 
-def test_a_live_writer_is_not_taken_for_dead(db, store):
+def test_a_live_writer_is_not_taken_for_dead(db, chunked):
     """Connecting a second store while a write streams in must not remove its chunks."""
+    store = chunked
     started, go_on = threading.Event(), threading.Event()
 
     class Slow(io.RawIOBase):
@@ -365,7 +384,8 @@ def test_a_live_writer_is_not_taken_for_dead(db, store):
     assert store.stat("slow").size == 4 * MiB
 
 
-def test_reading_survives_an_overwrite_in_this_process(db, store):
+def test_reading_survives_an_overwrite_in_this_process(db, chunked):
+    store = chunked
     first = PatternStream(3 * MiB, seed=1)
     store.set("k", (first, {}))
     stream = store.get_data("k")
@@ -402,7 +422,8 @@ def test_a_transaction_rolls_back_chunks_index_and_keys(db, store):
     assert sorted(store.query_keys(tag="m")) == [] and list(store.query_keys(tag="old")) == ["keep"]
 
 
-def test_a_transaction_commits_and_frees_replaced_values(db, store):
+def test_a_transaction_commits_and_frees_replaced_values(db, chunked):
+    store = chunked
     store.set("big", (PatternStream(2 * MiB, seed=3), {}))
     events = []
     store.event_dispatcher.connect(events.append, StoreSetEvent)
