@@ -62,6 +62,9 @@ class DropScan:
     problems: list[tuple[str, str]] = field(default_factory=list)
     existing: set[str] = field(default_factory=set)
     roots: list[str] = field(default_factory=list)  # key prefixes of the dropped folders
+    #: Filled by :func:`plan_jobs`: the items whose key exists, and the jobs with their bytes.
+    clashes: list[ImportItem] = field(default_factory=list)
+    jobs: list[tuple[list[ImportItem], int]] = field(default_factory=list)
 
 
 @dataclass
@@ -107,7 +110,12 @@ def _link_reason(path: str, exc: OSError) -> str:
     return os_reason(exc)
 
 
-def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike]) -> DropScan:
+def _no_pause() -> None:
+    """The pace of work that needs no pauses."""
+
+
+def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike],
+              pace: Callable[[], None] = _no_pause) -> DropScan:
     """The files under ``paths`` to import under ``prefix``, and the ones that cannot be.
 
     A file becomes ``prefix + name``; a folder brings every file in it as
@@ -117,6 +125,7 @@ def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike]) -> Dr
     (pipes, sockets, devices), folders that cannot be listed and paths gone
     by now go to ``problems`` as ``(path, reason)``. ``existing`` are the
     planned keys that the store holds already (asks the store: run on a worker).
+    ``pace()`` is called for each entry (a worker's pauses for the GUI thread).
     """
     scan = DropScan()
     seen: dict[str, str] = {}
@@ -134,6 +143,7 @@ def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike]) -> Dr
         scan.items.append(ImportItem(key, path, size))
 
     def classify(path: str, st: os.stat_result, key: str, walk: list) -> None:
+        pace()
         if stat.S_ISDIR(st.st_mode):
             walk.append((path, key + "/"))
         elif stat.S_ISREG(st.st_mode):
@@ -253,6 +263,38 @@ def import_batches(items: Sequence[ImportItem]) -> list[list[ImportItem]]:
     return out
 
 
+def plan_jobs(scan: DropScan, batched: bool = True,
+              pace: Callable[[], None] = _no_pause) -> DropScan:
+    """Fill ``scan.clashes`` and ``scan.jobs`` (on the worker that planned: O(files) work).
+
+    ``batched``: small files in batches and each large file alone (an import),
+    else every item in one job (a copy or move of keys). ``pace()`` is called
+    every few hundred items.
+    """
+    existing = scan.existing
+    scan.clashes = []
+    for n, item in enumerate(scan.items):
+        if item.key in existing:
+            scan.clashes.append(item)
+        if not n & 255:
+            pace()
+    groups = import_batches(scan.items) if batched else [list(scan.items)] if scan.items else []
+    pace()
+    scan.jobs = [(group, sum(item.size for item in group)) for group in groups]
+    return scan
+
+
+def without_skipped(jobs: Sequence[tuple[list[ImportItem], int]]
+                    ) -> list[tuple[list[ImportItem], int]]:
+    """``jobs`` less the items to skip (their clash is SKIP), and less the jobs left empty."""
+    out = []
+    for group, _size in jobs:
+        kept = [item for item in group if item.clash != SKIP]
+        if kept:
+            out.append((kept, sum(item.size for item in kept)))
+    return out
+
+
 def target_key(store: Any, item: ImportItem, existing: set[str]) -> str | None:
     """Where ``item`` goes, given the keys that exist (None: skip it); adds it to ``existing``."""
     key = item.key
@@ -282,7 +324,10 @@ def _read_small(path: str, expected: int) -> tuple[bytes, os.stat_result]:
             raise _Unreadable(_special_reason(before.st_mode))
         chunks, n = [], 0
         limit = max(expected, before.st_size) + SMALL_FILE  # a growing file is not read forever
-        while chunk := os.read(fd, max(SMALL_FILE, before.st_size + 1)):
+        # Reads of the file's size (plus one byte, to see growth), not of 1 MiB: Python
+        # allocates what is asked for, and 1 MiB is a fresh mmap each time (twice a file).
+        size = min(before.st_size, SMALL_FILE) + 1
+        while chunk := os.read(fd, size):
             chunks.append(chunk)
             n += len(chunk)
             if n > limit:

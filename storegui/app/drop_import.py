@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import gc
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -41,6 +42,8 @@ from ..stores.errors import TransferCancelled
 from . import drop_files
 from .drop_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
 from .formatting import format_size
+from .transfer_queue import BEAT_MS
+from .tree_jobs import HEARTBEAT, Pacer
 from .tree_nodes import KeyNode, StatusRow
 from .workers import run_in_thread
 
@@ -69,7 +72,7 @@ class DropSession:
     prefix: str
     store: Any = None  # the store it writes to (another workspace may be opened meanwhile)
     scan: DropScan | None = None
-    clashes: list[ImportItem] = field(default_factory=list)
+    clashes: deque[ImportItem] = field(default_factory=deque)  # not answered yet
     apply_all: str | None = None
     jobs: list[Any] = field(default_factory=list)
     reports: list[ImportReport] = field(default_factory=list)
@@ -143,6 +146,12 @@ class DropImporter(QObject):
         self._last_message: str | None = None
         self._paths: list[str] | None = None  # the files of the drag in progress
         self.sessions: list[DropSession] = []
+        # While drops are planned, the GUI thread's heartbeat, for the planning workers'
+        # pauses (scan_pacer): the transfer queue beats once the jobs run.
+        self._planning = 0
+        self._beat = QTimer(self)
+        self._beat.setInterval(BEAT_MS)
+        self._beat.timeout.connect(HEARTBEAT.beat)
 
     # ------------------------------------------------------------------ while dragging
 
@@ -233,7 +242,7 @@ class DropImporter(QObject):
         if not paths:
             return None
         return self.start("import", prefix,
-                          lambda store: drop_files.scan_drop(store, prefix, paths))
+                          lambda store: drop_files.scan_drop(store, prefix, paths, scan_pacer()))
 
     def start(self, verb: str, prefix: str, plan: Callable[[Any], DropScan]) -> DropSession:
         """Plan on a worker with ``plan(store)``, then ask about clashes, then queue the jobs."""
@@ -241,10 +250,28 @@ class DropImporter(QObject):
         session = DropSession(verb, prefix, store)
         self.sessions.append(session)
         self.window.show_status(f"Preparing to {verb} into {describe_prefix(prefix)}…")
-        run_in_thread(plan, store, context=store,
+        batched = verb == "import"
+
+        def planned(store: Any) -> DropScan:
+            # Everything that grows with the number of files happens here, on the worker:
+            # the GUI thread then handles a few jobs, not 10,000 items (30 ms measured).
+            return drop_files.plan_jobs(plan(store), batched, scan_pacer())
+
+        self._planning += 1
+        if not self._beat.isActive():
+            HEARTBEAT.beat()
+            self._beat.start()
+        run_in_thread(planned, store, context=store,
                       on_result=lambda scan: self._planned(session, scan),
-                      on_error=lambda exc: self._plan_failed(session, exc))
+                      on_error=lambda exc: self._plan_failed(session, exc),
+                      on_finished=self._plan_ended)
         return session
+
+    def _plan_ended(self) -> None:
+        self._planning -= 1
+        if not self._planning:
+            self._beat.stop()
+            HEARTBEAT.last = 0.0  # stopped, not late (see transfer_queue.give_way)
 
     def _plan_failed(self, session: DropSession, exc: BaseException) -> None:
         self._forget(session)
@@ -259,19 +286,20 @@ class DropImporter(QObject):
             # window (70 ms measured, 10,000 files). As the tree does for its nodes (see
             # tree_loading), freeze what is alive; release_frozen() gives it back later.
             gc.freeze()
-        session.clashes = [item for item in scan.items if item.key in scan.existing]
+        session.clashes = deque(scan.clashes)
         self._resolve_next(session)
 
     def _resolve_next(self, session: DropSession) -> None:
-        while session.clashes:
-            item = session.clashes[0]
-            if session.apply_all is None:
-                dialog = ClashDialog(self.window, item.key, len(session.clashes) - 1)
-                dialog.finished.connect(lambda _r, d=dialog: self._answered(session, d))
-                dialog.open()
-                return
-            item.clash = session.apply_all
-            session.clashes.pop(0)
+        clashes = session.clashes
+        if session.apply_all is not None:
+            for item in clashes:
+                item.clash = session.apply_all
+            clashes.clear()
+        if clashes:
+            dialog = ClashDialog(self.window, clashes[0].key, len(clashes) - 1)
+            dialog.finished.connect(lambda _r, d=dialog: self._answered(session, d))
+            dialog.open()
+            return
         self._queue(session)
 
     def _answered(self, session: DropSession, dialog: ClashDialog) -> None:
@@ -280,7 +308,7 @@ class DropImporter(QObject):
             self._forget(session)
             self.window.show_status(f"Cancelled: nothing was {past(session.verb)}")
             return
-        item = session.clashes.pop(0)
+        item = session.clashes.popleft()
         item.clash = dialog.choice
         if dialog.apply_all:
             session.apply_all = dialog.choice
@@ -291,11 +319,13 @@ class DropImporter(QObject):
             self._forget(session)
             return
         scan = session.scan
-        items = [item for item in scan.items if item.clash != SKIP]
-        if len(items) < len(scan.items):
-            session.reports.append(ImportReport(skipped=[
-                (i.path, i.key) for i in scan.items if i.clash == SKIP]))
-        if not items:
+        jobs = scan.jobs
+        # Only a clash can be skipped: the items are walked again only if one was.
+        skipped = [item for item in scan.clashes if item.clash == SKIP]
+        if skipped:
+            session.reports.append(ImportReport(skipped=[(i.path, i.key) for i in skipped]))
+            jobs = drop_files.without_skipped(jobs)
+        if not jobs:
             self._summarize(session)
             return
         store = session.store
@@ -303,22 +333,23 @@ class DropImporter(QObject):
         if session.verb != "import":
             drag_out = self.window.drag_out
             move = session.verb == "move"
+            items = jobs[0][0]
             title = f"{session.verb.capitalize()} {describe_count(items)} to {where}"
             self._submit(session, title,
                          lambda p, c: drag_out.copy_keys(store, items, p, c, move), None)
             return
-        for batch in drop_files.import_batches(items):
+        for batch, size in jobs:
             name = os.path.basename(batch[0].path)
             if len(batch) == 1 and batch[0].size > drop_files.SMALL_FILE:
                 self._submit(session, f"Import '{name}' into {where}",
                              lambda p, c, i=batch[0]: drop_files.import_large_file(
-                                 store, i, p, c), batch[0].size)
+                                 store, i, p, c), size)
             else:
                 title = (f"Import {len(batch):,} files into {where}" if len(batch) > 1
                          else f"Import '{name}' into {where}")
                 self._submit(session, title,
                              lambda p, c, b=batch: drop_files.import_small_files(
-                                 store, b, p, c, scan.roots), sum(i.size for i in batch))
+                                 store, b, p, c, scan.roots), size)
 
     def _submit(self, session: DropSession, title: str, fn: Any, total: int | None) -> None:
         job = self.window.transfers.submit(
@@ -387,6 +418,15 @@ class DropImporter(QObject):
     def _forget(self, session: DropSession) -> None:
         if session in self.sessions:
             self.sessions.remove(session)
+
+
+def scan_pacer() -> Pacer:
+    """Pauses for a worker walking a drop: 2 ms of work, then 0.5 ms for the GUI thread.
+
+    (Walking 10,000 files holds the GIL for 0.1-0.2 s, just as the GUI
+    thread queues the jobs: a 56 ms stall measured without pauses.)
+    """
+    return Pacer(burst=0.002, pause=0.0005)
 
 
 def local_paths(mime: Any) -> list[str]:

@@ -31,6 +31,7 @@ from .formatting import (
     format_size,
     format_time,
 )
+from .transfer_queue import give_way
 from .tree_filter import TreeFilterMixin
 from .tree_jobs import HEARTBEAT
 from .tree_loading import TreeLoadingMixin, release_frozen
@@ -74,6 +75,7 @@ _KEY_FLAGS = _DIR_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _STATUS_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
 # SortRole: what each column sorts by (name, origin rank, bytes, epoch seconds).
 _COLUMN_SORT_KEYS = [sort_key_function(column, False) for column in range(len(HEADERS))]
+_CHANGE_EVENTS = (ev.StoreSetEvent, ev.StoreUpdateEvent, ev.StoreDeleteEvent)
 _ITALIC: list[QFont] = []
 
 
@@ -123,8 +125,9 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(50)
         self._refresh_timer.timeout.connect(self._refresh_pending)
-        # Keys written by other threads, waiting for the GUI thread (see _on_store_event).
-        self._changed_keys: list[str] = []
+        # Keys written by other threads, waiting for the GUI thread (see _on_store_event):
+        # one key per folder, as every key of a folder refreshes the same folders.
+        self._changed_keys: dict[str, str] = {}
         self._changed_lock = threading.Lock()
         self._storeChanged.connect(self._take_changed_keys)
         self._status_pending: list[KeyNode] = []
@@ -160,7 +163,9 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self.endResetModel()
         old.dismantle()  # its cycles broken: freed now, whatever the garbage collector sees
         if store is not None:
-            store.event_dispatcher.connect(self._on_store_event, ev.StoreKeyEvent)
+            # Only what changes keys: a write also sends progress events, four per key.
+            for kind in _CHANGE_EVENTS:
+                store.event_dispatcher.connect(self._on_store_event, kind)
             self._start_load(self._root)
 
     def shutdown(self) -> None:
@@ -203,23 +208,31 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
             self._beat_timer.start()
         elif not busy and self._beat_timer.isActive():
             self._beat_timer.stop()
+            # A stopped heartbeat must not look late to a worker (see transfer_queue.give_way).
+            HEARTBEAT.last = 0.0
 
     def _on_store_event(self, event: ev.StoreEvent) -> None:
         # Runs on whatever thread wrote to the store. A commit of thousands of keys (a drop)
         # sends thousands of events at once: one queued signal per burst, not one per key,
-        # or delivering them stalls the window (0.1-0.2 s for 5,000 keys, measured).
-        if isinstance(event, ev.StoreSetEvent | ev.StoreUpdateEvent | ev.StoreDeleteEvent):
+        # or delivering them stalls the window (0.1-0.2 s for 5,000 keys, measured). And
+        # one key per folder: the GUI thread then walks a few folders, not 10,000 keys.
+        # Such a burst holds the GIL for 10-20 ms (5,000 keys): give the GUI thread its turn
+        # when it is late, as transfer jobs do between files (see transfer_queue).
+        if isinstance(event, _CHANGE_EVENTS):
+            key = event.key
+            folder = key[:key.rfind("/") + 1]
             with self._changed_lock:
                 first = not self._changed_keys
-                self._changed_keys.append(event.key)
+                self._changed_keys.setdefault(folder, key)
             if first:
                 self._storeChanged.emit(None)
+            give_way()
 
     def _take_changed_keys(self, _unused: Any = None) -> None:
         with self._changed_lock:
-            keys, self._changed_keys = self._changed_keys, []
+            keys, self._changed_keys = self._changed_keys, {}
         if keys:
-            self.refresh_keys(keys)
+            self.refresh_keys(keys.values())
 
     # ------------------------------------------------------------------ nodes and indexes
 

@@ -311,6 +311,81 @@ def test_many_small_files_are_imported_in_few_jobs(qtbot, window, tmp_path):
         hashlib.sha256(b"file 7\n").hexdigest()
 
 
+def test_skipping_the_clashes_of_a_big_drop_imports_the_others(qtbot, window, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(40):
+        (folder / f"f{n:02}.txt").write_bytes(f"new {n}\n".encode())
+    store = window.store
+    for n in (3, 7, 30):
+        store.from_bytes(f"work/many/f{n:02}.txt", b"kept\n")
+    drop_on(window, "work/", file_mime(folder))
+    dialog = clash_dialog(qtbot)
+    assert dialog.all_box.text() == "Do the same for the other 2 clash(es)"
+    answer(dialog, "clashSkip", apply_all=True)
+    wait_for_drops(qtbot, window)
+    assert len(list(store.keys("work/many/"))) == 40
+    for n in range(40):
+        expected = b"kept\n" if n in (3, 7, 30) else f"new {n}\n".encode()
+        assert store.to_bytes(f"work/many/f{n:02}.txt") == expected, n
+    job, = window.transfers.jobs  # one job for the 37 files left, sized for them alone
+    assert job.title == "Import 37 files into 'work/'"
+    assert job.total == sum(len(f"new {n}\n") for n in range(40) if n not in (3, 7, 30))
+    assert "Imported 37 key(s)" in window.statusBar().currentMessage()
+    assert "3 skipped (the key exists)" in window.statusBar().currentMessage()
+
+
+def test_a_plan_names_its_clashes_and_its_jobs_with_their_bytes(tmp_path, monkeypatch):
+    from storegui.app import drop_files
+    from storegui.stores import MemoryStore
+
+    monkeypatch.setattr(drop_files, "BATCH_FILES", 3)
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for n in range(7):
+        (folder / f"s{n}.txt").write_bytes(b"x" * (n + 1))
+    (folder / "t-large.bin").write_bytes(b"L" * (SMALL_FILE + 1))
+    store = MemoryStore()
+    store.from_bytes("in/drop/s2.txt", b"old")
+    scan = drop_files.plan_jobs(drop_files.scan_drop(store, "in/", [folder]))
+    assert [item.key for item in scan.clashes] == ["in/drop/s2.txt"]
+    assert [([i.path.rsplit("/", 1)[1] for i in group], size) for group, size in scan.jobs] == [
+        (["s0.txt", "s1.txt", "s2.txt"], 6), (["s3.txt", "s4.txt", "s5.txt"], 15),
+        (["t-large.bin"], SMALL_FILE + 1), (["s6.txt"], 7)]
+    scan.clashes[0].clash = drop_files.SKIP
+    assert [size for _group, size in drop_files.without_skipped(scan.jobs)] == \
+        [3, 15, SMALL_FILE + 1, 7]
+    alone = drop_files.plan_jobs(drop_files.scan_drop(store, "in/", [folder]), batched=False)
+    assert [len(group) for group, _size in alone.jobs] == [8]  # a copy or move: one job
+
+
+def test_small_files_are_read_whole_at_every_size(tmp_path):
+    from storegui.app import drop_files
+    from storegui.stores import MemoryStore
+    from storegui.stores.streaming import CancelToken
+
+    store = MemoryStore()
+    sizes = [0, 1, 4095, 4096, 65537, SMALL_FILE]
+    items = []
+    for size in sizes:
+        path = tmp_path / f"f{size}"
+        path.write_bytes(os.urandom(size))
+        items.append(drop_files.ImportItem(f"k/{size}", str(path), size))
+    report = drop_files.import_small_files(store, items, lambda _d, _t: None, CancelToken())
+    assert report.problems == [] and len(report.keys) == len(sizes)
+    for size in sizes:
+        data = (tmp_path / f"f{size}").read_bytes()
+        assert store.to_bytes(f"k/{size}") == data
+        assert store.get_metadata(f"k/{size}")["sha256"] == hashlib.sha256(data).hexdigest()
+
+    # A file that grew past the small-file size since it was planned is read in pieces,
+    # whole.
+    grown = tmp_path / "grown"
+    grown.write_bytes(os.urandom(2 * SMALL_FILE + 5))
+    data, _st = drop_files._read_small(str(grown), 4096)
+    assert data == grown.read_bytes()
+
+
 # ---------------------------------------------------------------------- keys out, keys moved
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import threading
@@ -14,7 +15,8 @@ from test_main_window import action, open_folder, origin, select
 
 from storegui.app.drop_files import ImportItem, import_large_file
 from storegui.app.transfer_panel import ACTION, PROGRESS, STATE, ProgressRole, TransferPanel
-from storegui.app.transfer_queue import JobState, TransferQueue
+from storegui.app.transfer_queue import JobState, TransferQueue, give_way
+from storegui.app.workers import FULL_COLLECTIONS, FullCollections
 from storegui.stores import FileSystemStore, MemoryStore, MountedStore
 from storegui.stores.errors import TransferCancelled
 from storegui.stores.streaming import copy_stream
@@ -302,3 +304,103 @@ def test_the_gui_import_benchmark_runs_at_its_smoke_size(tmp_path):
     assert all((r.passed is None) == (r.target == "-") for r in rows)
     assert "| figure" in harness.format_table(rows)
     assert list(tmp_path.iterdir()) == []  # its scratch folder is gone
+
+
+# ---------------------------------------------------------------------- sharing the GIL
+
+
+def busy(seconds: float) -> tuple[float, float]:
+    """Keep the GUI thread busy in Python (as a long slot would) for ``seconds``."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sum(range(200))
+    return start, time.perf_counter()
+
+
+def test_a_running_job_gives_way_while_the_gui_thread_is_late(qtbot):
+    queue = TransferQueue(concurrency=1)
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def many_steps(progress, cancel):
+        for n in range(10_000_000):  # bounded; stops when told to
+            if stop.is_set():
+                return n
+            stamps.append(time.perf_counter())
+            progress(n, None)
+        return -1
+
+    job = queue.submit("many steps", many_steps)
+    qtbot.waitUntil(lambda: len(stamps) > 1000)  # the event loop runs: the heartbeat beats
+    start, end = busy(0.06)
+    during = sum(start + 0.02 <= t <= end for t in stamps)
+    stop.set()
+    qtbot.waitUntil(lambda: job.state is JobState.DONE)
+    # 40 ms of a late GUI thread: the job waited for it (without the heartbeat's rule it
+    # runs thousands of steps in that time, sharing the GIL every switch interval).
+    assert during <= 3
+    assert job.result > 1000
+
+
+def test_giving_way_never_waits_on_the_gui_thread_or_without_a_heartbeat(qtbot):
+    queue = TransferQueue(concurrency=1)
+    release = threading.Event()
+    started = threading.Event()
+    job = queue.submit("gated", gated(started, release))
+    qtbot.waitUntil(started.is_set)
+    busy(0.03)  # the heartbeat is late now
+    start = time.perf_counter()
+    give_way()  # called on the GUI thread itself: it must not wait for its own beat
+    assert time.perf_counter() - start < 0.005
+    release.set()
+    qtbot.waitUntil(lambda: job.state is JobState.DONE)
+    qtbot.waitUntil(lambda: not queue.is_busy())
+
+    waited = []
+
+    def on_a_worker():  # no queue runs a job: nothing beats, nothing to wait for
+        start = time.perf_counter()
+        give_way()
+        waited.append(time.perf_counter() - start)
+
+    worker = threading.Thread(target=on_a_worker)
+    worker.start()
+    worker.join(5)
+    assert waited and waited[0] < 0.005
+
+
+def test_full_collections_wait_while_jobs_run_and_resume_when_idle(qtbot):
+    before = gc.get_threshold()
+    first, second = TransferQueue(concurrency=1), TransferQueue(concurrency=1)
+    gates = [(threading.Event(), threading.Event()) for _ in range(2)]
+    jobs = [queue.submit("gated", gated(*gate))
+            for queue, gate in zip((first, second), gates, strict=True)]
+    assert gc.get_threshold() == (before[0], before[1], FullCollections.DEFERRED)
+    assert FULL_COLLECTIONS.deferred
+    gates[0][1].set()
+    qtbot.waitUntil(lambda: jobs[0].state is JobState.DONE)
+    assert gc.get_threshold()[2] == FullCollections.DEFERRED  # the other queue still runs
+    gates[1][1].set()
+    qtbot.waitUntil(lambda: jobs[1].state is JobState.DONE)
+    assert gc.get_threshold() == before
+    assert not FULL_COLLECTIONS.deferred
+
+
+def test_full_collections_nest_and_leave_a_threshold_set_meanwhile_alone():
+    holder = FullCollections()
+    before = gc.get_threshold()
+    try:
+        holder.defer()
+        holder.defer()
+        holder.resume()
+        assert gc.get_threshold()[2] == FullCollections.DEFERRED
+        holder.resume()
+        assert gc.get_threshold() == before
+        holder.resume()  # one resume too many changes nothing
+        assert gc.get_threshold() == before
+        holder.defer()
+        gc.set_threshold(before[0], before[1], 50)  # someone else's choice, meanwhile
+        holder.resume()
+        assert gc.get_threshold() == (before[0], before[1], 50)
+    finally:
+        gc.set_threshold(*before)

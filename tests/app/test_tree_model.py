@@ -195,6 +195,32 @@ def test_writes_through_the_store_update_the_tree(qtbot, model, memory_store):
     assert set(rows(model, work).values()) == {"remote"}
 
 
+def test_a_commit_of_many_keys_refreshes_each_folder_once(qtbot, model, memory_store,
+                                                         monkeypatch):
+    work = load(qtbot, model, "work/")
+    new = load(qtbot, model, "work/new/")
+    asked: list[list[str]] = []
+    refresh_keys = model.refresh_keys
+    monkeypatch.setattr(model, "refresh_keys",
+                        lambda keys: (asked.append(list(keys)), refresh_keys(keys)))
+
+    def write():  # on a worker, as an import job writes: 600 keys, one transaction
+        with memory_store.transaction("burst"):
+            for n in range(300):
+                memory_store.from_bytes(f"work/burst-{n:03}.txt", b"x")
+                memory_store.from_bytes(f"work/new/burst-{n:03}.txt", b"y")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(30)
+    qtbot.waitUntil(lambda: sum(k.startswith("work/burst-") for k in rows(model, work)) == 300)
+    qtbot.waitUntil(lambda: len(rows(model, new)) == 301)
+    # The GUI thread got one key per folder and burst, not 600 keys to walk.
+    assert asked and all(len(keys) <= 2 for keys in asked)
+    folders = {key.rpartition("/")[0] for keys in asked for key in keys}
+    assert folders == {"work", "work/new"}
+
+
 def test_sorting_keeps_folders_first_and_selections(qtbot, model):
     work = load(qtbot, model, "work/")
     current = QPersistentModelIndex(model.index_for_key("work/local.txt"))
