@@ -11,10 +11,12 @@ resident memory (``ru_maxrss``: Python, Qt and the window included).
 
 The reference is ``cp`` of the same file on the same filesystem, run in the
 same round (the order alternates: cp first, then the drop; then the other
-way round); the medians of the rounds after a warm-up are compared. ``cp``
-leaves its data in the page cache while the stores make each write durable
-(fsync): a second, informational reference, ``cp`` followed by ``sync`` of
-the copy, shows what a durable copy costs on the same disk.
+way round); the medians of the rounds after a warm-up are compared. Both
+leave the data to the OS's writeback (the store's default ``sync="normal"``).
+The drop also computes the sha256 of every byte for the key's metadata, which
+``cp`` does not: a second, informational reference, the sha256 of the same
+file alone (``hashlib``, the implementation the store uses), shows that floor:
+on the machines measured, hashing 1 GiB takes longer than ``cp`` copying it.
 
 A second figure drops a folder of many small files (default 10,000 of 4 KiB)
 and times it until every key and its metadata is stored, with the same
@@ -30,6 +32,7 @@ Run alone: ``python -m benchmarks.bench_import_gui --size 1GiB --rounds 3``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -201,15 +204,16 @@ def _drop_in_child(source: str, root: str, scratch: str, mount: str = "fs") -> d
     return figures
 
 
-def _cp(source: str, target: str, durable: bool) -> float:
+def _cp(source: str, target: str) -> float:
     start = time.perf_counter()
     subprocess.run(["cp", source, target], check=True)
-    if durable:
-        fd = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    return time.perf_counter() - start
+
+
+def _sha256(source: str) -> float:
+    start = time.perf_counter()
+    with open(source, "rb") as f:
+        hashlib.file_digest(f, "sha256")
     return time.perf_counter() - start
 
 
@@ -233,7 +237,7 @@ def _one_file(args: argparse.Namespace, scratch: str) -> list[Row]:
     """The one large file against cp: throughput, stall and memory rows."""
     source = os.path.join(scratch, "dropped.bin")
     write_random_file(source, args.size)
-    ours, cps, durable_cps, stalls, rss = [], [], [], [], []
+    ours, cps, hashes, stalls, rss = [], [], [], [], []
     for n in range(args.warmup + args.rounds):
         root = os.path.join(scratch, f"round-{n}")
         target = os.path.join(scratch, "cp-copy.bin")
@@ -242,15 +246,12 @@ def _one_file(args: argparse.Namespace, scratch: str) -> list[Row]:
             if args.flush:
                 quiesce()
             if side == "cp":
-                t = _cp(source, target, False)
+                t = _cp(source, target)
                 os.unlink(target)
-                if args.flush:
-                    quiesce()
-                t_durable = _cp(source, target, True)
-                os.unlink(target)
+                t_hash = _sha256(source)
                 if n >= args.warmup:
                     cps.append(t)
-                    durable_cps.append(t_durable)
+                    hashes.append(t_hash)
             else:
                 figures = _drop_in_child(source, root, scratch)
                 shutil.rmtree(root, ignore_errors=True)
@@ -267,9 +268,12 @@ def _one_file(args: argparse.Namespace, scratch: str) -> list[Row]:
     return [
         throughput_row(f"drop {size} file -> FileSystemStore (window, queue, sha256)",
                        args.size, ours_s, cp_s, "cp", RATIO_TARGET,
-                       note=f"median of {len(ours)} round(s); the store fsyncs, cp does not"),
-        throughput_row(f"drop {size} file vs a durable cp (cp + fsync)", args.size, ours_s,
-                       statistics.median(durable_cps), "cp + fsync", None),
+                       note=f"median of {len(ours)} round(s); the drop also hashes every "
+                            "byte (sha256), cp does not"),
+        throughput_row(f"drop {size} file vs the sha256 of the file alone", args.size, ours_s,
+                       statistics.median(hashes), "sha256 alone", None,
+                       note="hashlib over the cached file: the floor of any import that "
+                            "records a sha256"),
         limit_row(f"longest GUI stall during the {size} drop", max(stalls), "ms",
                   STALL_LIMIT_MS, note=f"a {TICK_MS} ms QTimer's longest lateness, "
                                        "worst round"),
