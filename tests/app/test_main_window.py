@@ -132,7 +132,8 @@ def test_applying_metadata_to_a_remote_key_makes_it_shadowing_in_the_tree(qtbot,
         qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: origin(window, "work/remote.txt") == "shadowing")
     assert window.store.get_metadata("work/remote.txt")["kind"] == "edited"
-    assert action(window, "revert").isEnabled()
+    # the actions follow the new origin on their next update (a zero-delay timer)
+    qtbot.waitUntil(lambda: action(window, "revert").isEnabled())
 
 
 # ---------------------------------------------------------------------- actions
