@@ -191,6 +191,13 @@ class FileSystemStore(Store):
 
     def _open_record(self, key: str, names: list[str]) -> tuple[int, os.stat_result]:
         """An open descriptor of ``key``'s record and its stat; StoreKeyError if missing."""
+        found = self._find_record(key, names)
+        if found is None:
+            raise StoreKeyError(key, self)
+        return found
+
+    def _find_record(self, key: str, names: list[str]) -> tuple[int, os.stat_result] | None:
+        """``_open_record``, but None if missing (no exception: new keys are the common case)."""
         try:
             dfd = open_dir(self._dirs.root, names[:-1])
             try:
@@ -199,12 +206,12 @@ class FileSystemStore(Store):
                 os.close(dfd)
         except OSError as exc:
             if exc.errno in MISSING:
-                raise StoreKeyError(key, self) from None
+                return None
             raise self._fail(exc, key, "read") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            raise StoreKeyError(key, self)
+            return None
         return fd, st
 
     def _read(self, key: str, fd: int, st: os.stat_result, inline: bool) -> tuple[Record, bytes]:
@@ -387,10 +394,10 @@ class FileSystemStore(Store):
 
     def _current(self, key: str, names: list[str], need_data: bool) -> tuple[Record, bytes] | None:
         """The record a write replaces (None if missing; if damaged, None unless it is needed)."""
-        try:
-            fd, st = self._open_record(key, names)
-        except StoreKeyError:
+        found = self._find_record(key, names)
+        if found is None:
             return None
+        fd, st = found
         try:
             return self._read(key, fd, st, need_data)
         except DamagedRecordError:

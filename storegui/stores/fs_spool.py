@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .fs_dirs import lock_file, write_all
+from .kernel_copy import shared_file_fd
 from .streaming import ProgressReader
 
 #: Values up to this size live inside their record; larger ones in a blob file.
@@ -68,7 +69,7 @@ def spool(
     through; a failure to write the temp file raises ``fail(error)``. Either
     way the temp file is removed first.
     """
-    if isinstance(data, ProgressReader):
+    if isinstance(data, ProgressReader) and shared_file_fd(data) is not None:
         linked = _link(data, tmp_fd, fail, fsync)
         if linked is not None:
             return linked
