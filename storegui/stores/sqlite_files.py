@@ -28,42 +28,34 @@ of a local store on the same filesystem, the final name is a hard link to it
 and no bytes move. With ``sync="full"`` the file and the folder are fsynced
 before the row that names the file commits.
 
-Clean-up at each writable connect (:meth:`ValueFiles.sweep`): temp files
-that no process holds an ``flock`` on and that are unchanged for a minute
-(FileSystemStore's rule, :func:`.fs_dirs.is_abandoned`); and value files no
-``blobs`` row names whose writer is gone: its lock file is missing or not
-locked. A writer's files are known by its lock rather than by a lock on each
-file, since a transaction may hold thousands of new files, uncommitted, for
-any time; and the lock file gets its name only once locked, so an unlocked
-one means a dead writer whatever its age.
+Reading: :mod:`.sqlite_file_streams` holds the streams over value files.
+Clean-up at each writable connect (:meth:`ValueFiles.sweep`) removes what
+dead writers left: see :mod:`.sqlite_file_sweep`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import logging
 import os
-import re
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .errors import StoreError
-from .fs_records import BlobReader, FdHandle
-from .kernel_copy import is_regular_file, link_shared_file, shared_file_fd
+from .fs_records import FdHandle
+from .kernel_copy import link_shared_file, shared_file_fd
+from .sqlite_file_streams import ValueFileStream, file_value, open_value_stream, remaining_size
+from .sqlite_file_sweep import VALUE_NAME, ValueFilesSweep
 from .streaming import ProgressReader, copy_stream
-from .value import Value
 
 try:
     import fcntl
 
-    from .fs_dirs import DIR_FLAGS, READ_FLAGS, flush_filesystem, is_abandoned, open_dir, write_all
-    from .fs_layout import STALE_AFTER
+    from .fs_dirs import DIR_FLAGS, READ_FLAGS, flush_filesystem, open_dir, write_all
     from .fs_spool import new_temp, remove_temp
 except ImportError:  # pragma: no cover - no flock (Windows): every value stays in the database
     SUPPORTED = False
@@ -78,64 +70,10 @@ DEFAULT_EXTERNAL_FROM = 1 << 20
 #: Names written in "normal" sync mode remembered for ``flush_to_disk()``;
 #: past that, a flush syncs the whole filesystem instead.
 UNSYNCED_MAX = 4096
-_VALUE_NAME = re.compile(r"[0-9a-f]{32}-[0-9a-f]{32}")
-_WRITER_LOCK = re.compile(r"writer-([0-9a-f]{32})\.tmp")
 
-
-def remaining_size(stream: Any) -> int | None:
-    """How many bytes ``stream`` has left, if cheaply known (a hint, not a promise).
-
-    Known from a ProgressReader's ``total``, or for an in-memory stream or a
-    regular file; not asked of other streams (seeking to the end of a
-    compressed stream, for one, reads all of it).
-    """
-    inner = stream
-    for _ in range(8):  # a few wrappers at most
-        if not isinstance(inner, ProgressReader):
-            break
-        if inner.total is not None:
-            return max(0, inner.total - inner.done)
-        inner = inner.raw_stream
-    try:
-        if type(inner) is io.BytesIO:
-            return len(inner.getbuffer()) - inner.tell()
-        if is_regular_file(inner):
-            return max(0, os.fstat(inner.fileno()).st_size - inner.tell())
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-class ValueFileStream(io.BufferedReader):
-    """A buffered stream over (part of) a value file, as ``get`` returns it.
-
-    It has a ``fileno()`` (so copies to files run in the kernel) and
-    ``shared_file()`` only when it covers the whole file.
-    """
-
-    def shared_file(self) -> int | None:
-        """The value file's descriptor, for a hard link; None unless the whole file is unread.
-
-        The file is never modified, so another local store may link it
-        instead of copying its bytes.
-        """
-        if self.closed or self.tell() != 0:
-            return None
-        return self.raw.shared_file()
-
-
-def open_value_stream(handle: FdHandle, size: int, start: int = 0,
-                      end: int | None = None) -> ValueFileStream:
-    """A stream over bytes ``start .. end-1`` of the value file held by ``handle``."""
-    end = size if end is None else max(start, min(end, size))
-    return ValueFileStream(BlobReader(handle, start, end, start == 0 and end == size))
-
-
-def file_value(handle: FdHandle, size: int, metadata: str, created: float,
-               modified: float) -> Value:
-    """The :class:`Value` of a key whose data is the value file open in ``handle``."""
-    return Value(lambda: open_value_stream(handle, size), metadata, size, created, modified,
-                 lambda start, end: open_value_stream(handle, size, start, end))
+# Public names, those of .sqlite_file_streams included: other modules import them from here.
+__all__ = ["DEFAULT_EXTERNAL_FROM", "SUPPORTED", "UNSYNCED_MAX", "Spooled", "ValueFileStream",
+           "ValueFiles", "file_value", "open_value_stream", "remaining_size"]
 
 
 @dataclass
@@ -168,24 +106,7 @@ class _FdSink:
         """Nothing is buffered."""
 
 
-def _locked(dir_fd: int, name: str) -> bool:
-    """Whether some process holds an ``flock`` on ``name`` (True when that cannot be told)."""
-    try:
-        fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # held by someone; or no flock here, so no telling: alive
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-class ValueFiles:
+class ValueFiles(ValueFilesSweep):
     """The value-file folder of one SQLite store file (see the module docstring).
 
     Parameters
@@ -400,7 +321,7 @@ class ValueFiles:
 
     def unlink(self, name: str) -> None:
         """Remove the value file ``name`` if it is there (errors are logged, not raised)."""
-        if not _VALUE_NAME.fullmatch(name):
+        if not VALUE_NAME.fullmatch(name):
             return
         with self._lock:
             if self._unsynced:
@@ -427,7 +348,7 @@ class ValueFiles:
             The name is not one this store writes (a damaged row), or the file
             cannot be opened for another reason than being absent.
         """
-        if not _VALUE_NAME.fullmatch(name):
+        if not VALUE_NAME.fullmatch(name):
             raise StoreError(f"the data of {key!r} is damaged: it names the value file "
                              f"{name!r}, which this store never writes", key, self._store)
         with self._lock:
@@ -480,62 +401,3 @@ class ValueFiles:
             synced = True
         if synced:
             os.fsync(self._dir)
-
-    # ------------------------------------------------------------------ clean-up
-
-    def sweep(self, conn: sqlite3.Connection) -> int:
-        """Remove what dead writers left (see the module docstring); how many files.
-
-        ``conn`` reads which files the ``blobs`` table names. Disk errors are
-        logged: the store works without the clean-up.
-        """
-        try:
-            return self._sweep(conn)
-        except (OSError, sqlite3.OperationalError) as exc:
-            log.warning("%s: leftover files not removed: %s", self.folder,
-                        getattr(exc, "strerror", None) or exc)
-            return 0
-
-    def _sweep(self, conn: sqlite3.Connection) -> int:
-        with self._lock:
-            if not self._open_folder():
-                return 0
-            dir_fd = self._dir
-        with os.scandir(dir_fd) as entries:
-            values = [e.name for e in entries
-                      if _VALUE_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
-        removed = 0
-        live: set[str] = set()
-        try:
-            tmp = open_dir(dir_fd, ["tmp"])
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise
-        else:
-            try:
-                with os.scandir(tmp) as entries:
-                    names = [e.name for e in entries]
-                for name in names:
-                    match = _WRITER_LOCK.fullmatch(name)
-                    if match and _locked(tmp, name):
-                        live.add(match.group(1))
-                    elif match or is_abandoned(tmp, name, STALE_AFTER):
-                        with contextlib.suppress(OSError):
-                            os.unlink(name, dir_fd=tmp)
-                            removed += 1
-            finally:
-                os.close(tmp)
-        # Which rows name files is read only now: a writer found dead above can
-        # commit nothing more, so a file it left unnamed stays unnamed.
-        candidates = [name for name in values if name[:32] not in live]
-        if candidates:
-            named = {f for (f,) in conn.execute("SELECT file FROM blobs WHERE file IS NOT NULL")}
-            for name in candidates:
-                if name not in named:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(name, dir_fd=dir_fd)
-                        removed += 1
-        if removed:
-            log.info("removed %d leftover file(s) of interrupted writes in %s", removed,
-                     self.folder)
-        return removed
