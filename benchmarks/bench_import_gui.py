@@ -43,9 +43,11 @@ import time
 from typing import Any
 
 from benchmarks.harness import (
+    KIND_NAMES,
     GiB,
     Row,
     add_common_arguments,
+    add_round_arguments,
     format_size,
     limit_row,
     parse_size,
@@ -64,7 +66,6 @@ STALL_LIMIT_MS = 50.0
 MEMORY_LIMIT_MB = 200.0
 SMALL_LIMIT_S = 10.0
 TICK_MS = 5
-KIND_NAMES = {"fs": "FileSystemStore", "sqlite": "SqliteStore"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -74,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=parse_size, default=GiB,
                    help="bytes in the dropped file (default 1GiB; 0: only the small files)")
-    p.add_argument("--rounds", type=int, default=3, help="measured rounds (median; default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="unrecorded first rounds (default 1)")
+    add_round_arguments(p)
     p.add_argument("--small-files", type=int, default=10_000,
                    help="files in the dropped folder of small files (default 10000; 0: skip)")
     p.add_argument("--small-size", type=parse_size, default=4096,
@@ -85,8 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "sqlite is the default workspace's)")
     p.add_argument("--dir", default=None,
                    help="folder for the files and stores (default: the temp folder)")
-    p.add_argument("--no-flush", dest="flush", action="store_false",
-                   help="do not sync and wait for an idle disk before each timed call")
     p.add_argument("--verbose", action="store_true", help="print each measurement to stderr")
     p.add_argument("--child", nargs=4, metavar=("SOURCE", "ROOT", "OUT", "MOUNT"),
                    help=argparse.SUPPRESS)  # internal: one drop in this process

@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks.harness import (
     Row,
     add_common_arguments,
+    add_round_arguments,
     interleave,
     limit_row,
     median_seconds,
@@ -66,11 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distinct values of the queried field (default 100: 1%% match)")
     p.add_argument("--queries", type=int, default=5,
                    help="timed queries of each kind, on different values (median; default 5)")
-    p.add_argument("--rounds", type=int, default=3, help="measured multiset rounds (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="unrecorded first rounds (default 1)")
+    add_round_arguments(p, "multiset rounds", "timed multiset")
     p.add_argument("--dir", default=None, help="folder for the SQLite files (default: temp)")
-    p.add_argument("--no-flush", dest="flush", action="store_false",
-                   help="do not wait for an idle disk before each timed multiset (noisier)")
     add_common_arguments(p)
     return p
 

@@ -41,11 +41,13 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.harness import (
+    KIND_NAMES,
     GiB,
     Measurement,
     MiB,
     Row,
     add_common_arguments,
+    add_round_arguments,
     format_size,
     limit_row,
     max_growth,
@@ -66,7 +68,6 @@ OPS = ("import", "export", "push", "pull")
 KINDS = ("fs", "sqlite")
 MEMORY_LIMIT_MB = 100.0
 TARGETS = {"fs": 0.9, "sqlite": 0.5}
-KIND_NAMES = {"fs": "FileSystemStore", "sqlite": "SqliteStore"}
 # What each operation moves, per mount store kind ("into"/"out of" SQLite for the sqlite kind).
 DIRECTIONS = {
     ("fs", "import"): "file -> FileSystemStore",
@@ -87,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=parse_size, default=GiB,
                    help="bytes in the value (default 1GiB; try 4GiB)")
-    p.add_argument("--rounds", type=int, default=3, help="measured rounds (median; default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="unrecorded first rounds (default 1)")
+    add_round_arguments(p)
     p.add_argument("--kinds", default=",".join(KINDS),
                    help="mount stores to test: fs, sqlite (default both)")
     p.add_argument("--dir", default=None,
@@ -100,9 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="buffer size passed to the store calls (default 1MiB)")
     p.add_argument("--verbose", action="store_true",
                    help="print every measurement (to stderr) as it is taken")
-    p.add_argument("--no-flush", dest="flush", action="store_false",
-                   help="do not sync and wait for an idle disk before each timed call "
-                        "(quicker, noisier)")
     add_common_arguments(p)
     return p
 

@@ -395,6 +395,22 @@ def machine_info(path: str | None = None) -> dict[str, str]:
 # ---------------------------------------------------------------------- running one module
 
 
+#: The local store kinds the streaming and drop benchmarks use, by their short names.
+KIND_NAMES = {"fs": "FileSystemStore", "sqlite": "SqliteStore"}
+
+
+def add_round_arguments(parser: argparse.ArgumentParser, what: str = "rounds",
+                        timed: str = "timed call") -> None:
+    """``--rounds``, ``--warmup`` and ``--no-flush``, as the interleaved benchmarks take them."""
+    parser.add_argument("--rounds", type=int, default=3,
+                        help=f"measured {what} (median; default 3)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="unrecorded first rounds (default 1)")
+    parser.add_argument("--no-flush", dest="flush", action="store_false",
+                        help=f"do not sync and wait for an idle disk before each {timed} "
+                             "(quicker, noisier)")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--json`` (write the rows to a file) for every benchmark module."""
     parser.add_argument("--json", metavar="FILE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from storegui.stores import MemoryStore
+
 
 class FailingReader(io.RawIOBase):
     """Gives ``good`` bytes, then fails like a broken disk or connection.
@@ -30,3 +32,14 @@ class FailingReader(io.RawIOBase):
 def store_content(store) -> dict:
     """Everything a store holds (data and metadata by key), for "unchanged" checks."""
     return {k: (store.to_bytes(k), store.get_metadata(k)) for k in store.keys()}
+
+
+class FullDisk(MemoryStore):
+    """A real MemoryStore whose writes fail with ENOSPC while ``full`` is set."""
+
+    full = False
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super()._put(key, data, metadata_text, buffer_size)

@@ -102,9 +102,10 @@ class ChunkWorker:
 class HashWorker(ChunkWorker):
     """Updates ``hash_object`` on a helper thread with the chunks sent, in order."""
 
-    def __init__(self, hash_object: Any, depth: int = 3) -> None:
+    def __init__(self, hash_object: Any, depth: int = 3,
+                 handle: Callable[[Any], Any] | None = None) -> None:
         self.hash = hash_object
-        super().__init__(hash_object.update, "storegui-hash", depth)
+        super().__init__(handle or hash_object.update, "storegui-hash", depth)
 
     def feed(self, chunk: Any) -> None:
         """Hash ``chunk`` next (copied first unless it is ``bytes``, so the caller may reuse it)."""
@@ -120,7 +121,7 @@ class HashWorker(ChunkWorker):
         self.stop()
 
 
-class RangeHasher(ChunkWorker):
+class RangeHasher(HashWorker):
     """Hashes byte ranges of the file ``fd`` on a helper thread, reading them itself.
 
     For a copy made in the kernel (``copy_file_range``): the bytes never
@@ -131,10 +132,9 @@ class RangeHasher(ChunkWorker):
     """
 
     def __init__(self, hash_object: Any, fd: int, depth: int = 3) -> None:
-        self.hash = hash_object
         self._fd = fd
         self._scratch = bytearray()
-        super().__init__(self._hash_item, "storegui-hash", depth)
+        super().__init__(hash_object, depth, self._hash_item)
 
     def _hash_item(self, item: Any) -> None:
         if not isinstance(item, tuple):
@@ -156,19 +156,6 @@ class RangeHasher(ChunkWorker):
         """Hash ``length`` bytes of the file at ``offset`` next."""
         self._raise()
         self._todo.put(((offset, length), None))
-
-    def feed(self, chunk: Any) -> None:
-        """Hash ``chunk`` next (copied first unless it is ``bytes``)."""
-        self.send_copy(chunk)
-
-    def hexdigest(self) -> str:
-        """The digest of everything fed so far (waits for the hashing to catch up)."""
-        self.drain()
-        return self.hash.hexdigest()
-
-    def close(self) -> None:
-        """Stop the thread."""
-        self.stop()
 
 
 class WriteBehind(ChunkWorker):

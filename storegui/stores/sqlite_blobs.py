@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 from .errors import InvalidDataError, StoreError
+from .sqlite_schema import immediate
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +220,7 @@ def free_blob(conn: sqlite3.Connection, blob_id: int,
             conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
             return
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             cur = conn.execute(
                 "DELETE FROM chunks WHERE blob_id = ? AND seq IN "
                 "(SELECT seq FROM chunks WHERE blob_id = ? ORDER BY seq LIMIT ?)",
@@ -229,11 +229,6 @@ def free_blob(conn: sqlite3.Connection, blob_id: int,
             done = cur.rowcount == 0
             if done:
                 conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if done:
             return
 

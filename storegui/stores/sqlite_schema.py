@@ -23,10 +23,12 @@ read as it is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,21 +210,31 @@ def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> int:
     return SCHEMA_VERSION
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file of an older schema version up to :data:`SCHEMA_VERSION`."""
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction (the write lock now) committed at the end of the block.
+
+    Any exception rolls it back (if SQLite has not already) and passes on.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an older schema version up to :data:`SCHEMA_VERSION`."""
+    with immediate(conn):
         # Another process may have migrated it while we waited for the lock.
         if conn.execute("PRAGMA user_version").fetchone()[0] < FILES_VERSION:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(blobs)")}
             if "file" not in columns:
                 conn.execute("ALTER TABLE blobs ADD COLUMN file TEXT")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _read_header(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:
@@ -244,8 +256,7 @@ def _use_wal(conn: sqlite3.Connection, path: str) -> None:
 
 def _create(conn: sqlite3.Connection, path: str) -> None:
     _use_wal(conn, path)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         # Another process may have created the schema while we waited for the lock.
         version, app_id, tables = _read_header(conn)
         if not tables and version == 0 and app_id == 0:
@@ -253,11 +264,6 @@ def _create(conn: sqlite3.Connection, path: str) -> None:
                 conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def translate(exc: Exception, path: str, timeout: float, store: Any = None) -> StoreError:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
+from store_helpers import FullDisk
 
 from storegui.app import MainWindow, run, workspace_from_args
 from storegui.app.metadata_table import VALUE
@@ -245,14 +246,6 @@ def test_the_context_menu_and_keyboard_reach_the_actions(qtbot, window, monkeypa
 
 
 def test_errors_from_workers_reach_the_user(qtbot, make_window, workspace, dialogs):
-    class FullDisk(MemoryStore):
-        full = False
-
-        def _put(self, key, data, metadata_text, buffer_size):
-            if self.full:
-                raise OSError(28, "No space left on device")
-            return super()._put(key, data, metadata_text, buffer_size)
-
     backing = FullDisk()
     store = sample_workspace_store(backing)
     backing.full = True

@@ -11,6 +11,7 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 from sample_stores import MOUNT_POINT, fill
+from store_helpers import FullDisk
 from test_main_window import action, open_folder, origin, select
 
 from storegui.app.drop_files import ImportItem, import_large_file
@@ -42,15 +43,13 @@ def click_action(qtbot, panel: TransferPanel, job) -> None:
     qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
 
-class FullDisk(MemoryStore):
-    """A real MemoryStore whose writes fail with ENOSPC while ``full`` is set."""
-
-    full = False
-
-    def _put(self, key, data, metadata_text, buffer_size):
-        if self.full:
-            raise OSError(28, "No space left on device")
-        return super()._put(key, data, metadata_text, buffer_size)
+def push_in_window(qtbot, make_window, workspace, mount, backing, key):
+    """A window over ``mount`` mounted on ``backing``, with ``key`` pushed: (window, its job)."""
+    window = make_window(workspace, MountedStore(MOUNT_POINT, mount, backing))
+    open_folder(qtbot, window, key.rsplit("/", 1)[0] + "/")
+    select(qtbot, window, key)
+    action(window, "push").trigger()
+    return window, window.transfers.jobs[-1]
 
 
 class GatedBacking(MemoryStore):
@@ -236,13 +235,8 @@ def test_a_failing_backing_store_gives_a_failed_job_with_its_error_and_retry(
     backing = FullDisk()
     mount = MemoryStore()
     fill(backing, mount)
-    store = MountedStore(MOUNT_POINT, mount, backing)
     backing.full = True
-    window = make_window(workspace, store)
-    open_folder(qtbot, window, "work/")
-    select(qtbot, window, "work/local.txt")
-    action(window, "push").trigger()
-    job = window.transfers.jobs[-1]
+    window, job = push_in_window(qtbot, make_window, workspace, mount, backing, "work/local.txt")
     qtbot.waitUntil(lambda: job.state is JobState.FAILED)
     panel = window.findChild(QWidget, "transferPanel")
     assert window.transfer_dock.isVisible()  # a failure opens the panel
@@ -266,13 +260,8 @@ def test_closing_the_window_while_a_transfer_runs_asks_and_cancels_cleanly(
     mount = MemoryStore()
     fill(backing, mount)
     mount.from_bytes("big.bin", os.urandom(3 << 20))
-    store = MountedStore(MOUNT_POINT, mount, backing)
     backing.armed = True
-    window = make_window(workspace, store)
-    open_folder(qtbot, window, "work/")
-    select(qtbot, window, "work/big.bin")
-    action(window, "push").trigger()
-    job = window.transfers.jobs[-1]
+    window, job = push_in_window(qtbot, make_window, workspace, mount, backing, "work/big.bin")
     qtbot.waitUntil(backing.started.is_set)
 
     dialogs.answer = dialogs.answer.Cancel
