@@ -3,6 +3,22 @@
 Stores keep metadata as canonical JSON text. Encoding on the way in both
 validates and copies what the caller gave; decoding on the way out gives
 every caller a fresh dictionary to mutate.
+
+The limits, the same on every store because every store's write calls
+:func:`encode_metadata` before it writes anything:
+
+- a dict whose names are strings (``str`` itself, not a subclass) and whose
+  values are ``None``, booleans, integers, finite floats, strings, lists
+  (tuples are stored as lists) and dicts of the same;
+- text is valid Unicode (no lone surrogates: nothing can write it as UTF-8);
+- at most :data:`MAX_DEPTH` levels of nesting, the metadata dict itself
+  being level 1 (``{"a": [1]}`` has 2). Python's JSON decoder gives up near
+  its recursion limit (about 1000 levels, fewer on a deep call stack), and
+  SQLite's JSON functions at 1000, so deeper metadata would be written and
+  then reported damaged on reading;
+- integers of at most :data:`MAX_INT_DIGITS` decimal digits, the most a
+  Python process converts from text by default (``sys.int_info``): a value a
+  writer with a raised limit could store, a reader could not read back.
 """
 
 from __future__ import annotations
@@ -13,6 +29,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidMetadataError
+
+#: The deepest nesting stored metadata may have (the metadata dict is level 1).
+MAX_DEPTH = 100
+#: The most decimal digits an integer in metadata may have.
+MAX_INT_DIGITS = 4300
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
@@ -44,12 +65,15 @@ _encode = _make_encode()
 
 def _explain(value: Any, path: str = "metadata", depth: int = 0) -> str | None:
     """Find the first part of ``value`` that JSON cannot hold, for the error message."""
-    if depth > 200:
-        return f"{path} is nested too deeply"
+    if depth >= MAX_DEPTH and isinstance(value, Mapping | list | tuple):
+        return _too_deep(path)
     if isinstance(value, str):
         return None if _is_unicode(value) else f"{path} holds {value!r:.60}, not valid text"
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return None if _int_fits(value) else (
+            f"{path} is an integer of more than {MAX_INT_DIGITS} digits")
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} is {value!r}, not a finite number"
     if isinstance(value, Mapping):
@@ -84,22 +108,29 @@ def encode_metadata(metadata: Any, key: str | None = None) -> str:
         raise InvalidMetadataError(
             f"metadata must be a dictionary, not {type(metadata).__name__}", key
         )
+    metadata = dict(metadata)
+    # The encoder turns non-string names (1, True, None) into strings
+    # silently; that would not read back equal, so refuse them. Checked
+    # first, with the depth: past MAX_DEPTH (or in a cycle) nothing recurses.
+    if not _shape_ok(metadata):
+        raise InvalidMetadataError(f"{_of(key)} cannot be stored: {_explain(metadata)}", key)
     try:
-        metadata = dict(metadata)
         text = _encode(metadata)
-        # The encoder turns non-string names (1, True, None) into strings
-        # silently; that would not read back equal, so refuse them.
-        ok = _names_are_strings(metadata)
     except (TypeError, ValueError, RecursionError) as exc:
         reason = _explain(metadata) or str(exc)
-        raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key) from None
-    if not ok:
-        raise InvalidMetadataError(f"metadata cannot be stored: {_explain(metadata)}", key)
+        raise InvalidMetadataError(f"{_of(key)} cannot be stored: {reason}", key) from None
+    # Only text this long can hold an integer of MAX_INT_DIGITS digits.
+    if len(text) > MAX_INT_DIGITS and not _ints_fit(metadata):
+        raise InvalidMetadataError(f"{_of(key)} cannot be stored: {_explain(metadata)}", key)
     # A lone surrogate passes the encoder but no store can write it as UTF-8.
     if not text.isascii() and not _is_unicode(text):
         reason = _explain(metadata) or "it holds text that is not valid Unicode"
-        raise InvalidMetadataError(f"metadata cannot be stored: {reason}", key)
+        raise InvalidMetadataError(f"{_of(key)} cannot be stored: {reason}", key)
     return text
+
+
+def _of(key: str | None) -> str:
+    return "metadata" if key is None else f"the metadata of {key!r}"
 
 
 def _is_unicode(text: str) -> bool:
@@ -110,18 +141,53 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _names_are_strings(value: Any) -> bool:
-    # Called on every write: look only inside containers, scalars cost nothing.
-    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
-        return _STR.issuperset(map(type, value))  # flat (the usual case): names only
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if type(k) is not str:
+def _too_deep(path: str) -> str:
+    # The path of the deepest part would be MAX_DEPTH subscripts long: name its field.
+    field = path[: path.find("]") + 1] if "[" in path else path
+    return (f"{field} is nested more than {MAX_DEPTH} levels deep (the most metadata "
+            "may have, counting the metadata itself)")
+
+
+_INT_BOUND = 10**MAX_INT_DIGITS
+
+
+def _int_fits(value: int) -> bool:
+    return -_INT_BOUND < value < _INT_BOUND
+
+
+def _shape_ok(metadata: dict) -> bool:
+    """Whether every name is a ``str`` and nothing is nested deeper than MAX_DEPTH.
+
+    Called on every write: scalars cost nothing, and a flat dict (the usual
+    case) is one pass over its names. No recursion, so a cycle or a very deep
+    value ends at MAX_DEPTH levels.
+    """
+    if _SCALARS.issuperset(map(type, metadata.values())):
+        return _STR.issuperset(map(type, metadata))
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(value, dict):
+            if not _STR.issuperset(map(type, value)):
                 return False
-            if isinstance(v, _CONTAINERS) and not _names_are_strings(v):
+            value = value.values()
+        stack.extend((v, depth + 1) for v in value if isinstance(v, _CONTAINERS))
+    return True
+
+
+def _ints_fit(metadata: dict) -> bool:
+    """Whether no integer in ``metadata`` (already shape-checked) is too long."""
+    stack: list[Any] = [metadata]
+    while stack:
+        value = stack.pop()
+        for v in value.values() if isinstance(value, dict) else value:
+            if isinstance(v, _CONTAINERS):
+                stack.append(v)
+            elif isinstance(v, int) and not isinstance(v, bool) and not _int_fits(v):
                 return False
-        return True
-    return all(_names_are_strings(v) for v in value if isinstance(v, _CONTAINERS))
+    return True
 
 
 _CONTAINERS = (dict, list, tuple)

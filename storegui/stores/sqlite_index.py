@@ -26,7 +26,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 # The encoder encode_metadata uses: a batch's texts must be exactly what it gives.
-from .metadata import _encode, decode_metadata, encode_metadata
+from .metadata import MAX_INT_DIGITS, _encode, decode_metadata, encode_metadata
 
 #: Canonical texts longer than this are indexed by their SHA-256 digest.
 MAX_INDEXED_TEXT = 200
@@ -149,7 +149,8 @@ def encode_indexed(metadata: Any, key: str | None = None) -> tuple[str, IndexPai
             found = _flat_indexed(metadata)
         except ValueError:  # an int too long to print: encode_metadata explains
             found = None
-        if found is not None:
+        # Text this long may hold an integer past the limit: encode_metadata checks.
+        if found is not None and len(found[0]) <= MAX_INT_DIGITS:
             return found
     text = encode_metadata(metadata, key)
     return text, index_pairs(text)
@@ -307,6 +308,8 @@ def _flat_batch(metadatas: list[Any]) -> BatchIndex | None:
         texts = list(map(_encode, metadatas))
     except (TypeError, ValueError):  # a non-finite float, an int too long to print
         return None
+    if int in kinds and max(map(len, texts)) > MAX_INT_DIGITS:
+        return None  # maybe an integer past the limit: encode_metadata checks
     # No index text is longer than its key's whole text, but for integral floats
     # (1e+205 is indexed as its 206 digits).
     long_values = float in kinds or max(map(len, texts)) > MAX_INDEXED_TEXT
