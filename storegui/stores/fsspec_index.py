@@ -8,9 +8,12 @@ Layout (version 1) under ``<root>/.storegui/index/``:
     "created": <epoch seconds>}, ...}}``. 256 shards: at 100,000 keys each
     holds about 400 entries.
 ``pending/<uuid>.json``
-    ``{"v": 1, "key": "<key>", "started": <epoch seconds>}``: a write of that
-    key in progress, or one that died (server gone, process killed) between
-    writing the key's metadata object and its shard.
+    ``{"v": 1, "key": "<key>", "started": <epoch seconds>, "host": "...",
+    "pid": <int>, "pid_start": "...", "backup": "<path>" | null}``: a write
+    of that key in progress, or one that died (server gone, process killed)
+    before it finished. ``host``/``pid``/``pid_start`` name the writing
+    process (see :func:`marker_alive`); ``backup`` is where the write keeps
+    the key's previous data while it replaces it.
 
 Every write of a key rewrites its shard (read, change, write back with
 ``If-Match`` on S3 so two writers never lose each other's entries; elsewhere
@@ -26,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import socket
 import threading
 import time
 import uuid
@@ -42,8 +47,66 @@ SHARDS = 256
 STALE_PENDING = 600.0
 _MAX_TRIES = 12
 
+#: A marker of another machine's write is taken for dead after this many
+#: seconds (its owner cannot be asked); its multipart upload is then aborted.
+STALE_UPLOAD = 24 * 3600.0
+
 Entry = dict  # {"metadata": {...}, "created": float | None}
 Resolver = Callable[[list[str]], dict[str, Entry | None]]
+
+
+class DamagedShard(StoreError):
+    """An index shard that cannot be read: a cache problem, the metadata objects are the truth."""
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot; Linux), telling reused pids apart."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+#: This machine: host name plus boot id (containers may share a host name).
+HOST = f"{socket.gethostname()}/{_read_text('/proc/sys/kernel/random/boot_id') or ''}"
+_PID_START = _process_start(os.getpid())
+#: Pending markers of writes running in this process now.
+_LIVE_MARKERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def marker_alive(marker: Any, path: str, age: float | None, limit: float) -> bool:
+    """Whether the write that left pending marker ``marker`` may still be running.
+
+    The rule: a marker written on this machine (same ``host``) is alive
+    while its process runs (same pid and process start time; for this
+    process, while the write is in progress). A marker of another machine,
+    or of unknown owner, is alive until it is ``limit`` seconds old.
+    """
+    if isinstance(marker, dict) and marker.get("host") == HOST \
+            and isinstance(marker.get("pid"), int):
+        pid = marker["pid"]
+        if pid == os.getpid() and marker.get("pid_start") == _PID_START:
+            with _LIVE_LOCK:
+                return path in _LIVE_MARKERS
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: it exists
+        started = marker.get("pid_start")
+        return started is None or _process_start(pid) in (None, started)
+    return age is None or age < limit
 
 
 def shard_of(key: str) -> str:
@@ -94,16 +157,41 @@ class MetadataIndex:
 
     # ------------------------------------------------------------------ pending markers
 
-    async def mark_pending(self, path: str, key: str) -> None:
+    async def mark_pending(self, path: str, key: str, backup: str | None = None) -> None:
         """Write the pending marker ``path`` for ``key`` (before the key is written)."""
+        with _LIVE_LOCK:
+            _LIVE_MARKERS.add(path)
         await self._rfs.write(path, _dump({"v": LAYOUT_VERSION, "key": key,
-                                           "started": time.time()}))
+                                           "started": time.time(), "host": HOST,
+                                           "pid": os.getpid(), "pid_start": _PID_START,
+                                           "backup": backup}))
 
     async def clear_pending(self, path: str) -> None:
         """Remove the pending marker ``path`` (after the key's shard is written)."""
+        self.let_go(path)
         await self._rfs.remove(path)
 
+    @staticmethod
+    def let_go(path: str) -> None:
+        """This process no longer works on the write of marker ``path`` (it stays if left)."""
+        with _LIVE_LOCK:
+            _LIVE_MARKERS.discard(path)
+
+    def read_shard(self, key: str) -> Coroutine:
+        """``(raw bytes or None, tag)`` of ``key``'s shard, for :meth:`apply`'s ``prefetched``."""
+        return self._rfs.read_tagged(self.shard_path(shard_of(key)))
+
     # ------------------------------------------------------------------ writes
+
+    def parse(self, key: str, raw: bytes | None) -> dict[str, Entry]:
+        """The entries of ``key``'s shard read as ``raw``.
+
+        Raises
+        ------
+        DamagedShard
+            ``raw`` is not a shard of this layout.
+        """
+        return self._parse(shard_of(key), raw)
 
     def _parse(self, shard: str, raw: bytes | None) -> dict[str, Entry]:
         if raw is None:
@@ -113,10 +201,10 @@ class MetadataIndex:
             version = doc.get("v")
             keys = doc["keys"]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(f"the metadata index shard {self.shard_path(shard)} is damaged "
+            raise DamagedShard(f"the metadata index shard {self.shard_path(shard)} is damaged "
                              f"({exc}); FsspecStore.rebuild_index() recreates it") from None
         if version != LAYOUT_VERSION or not isinstance(keys, dict):
-            raise StoreError(f"the metadata index shard {self.shard_path(shard)} has layout "
+            raise DamagedShard(f"the metadata index shard {self.shard_path(shard)} has layout "
                              f"version {version!r}; this storegui reads version {LAYOUT_VERSION}")
         return keys
 
@@ -125,19 +213,30 @@ class MetadataIndex:
         key: str,
         change: Callable[[Entry | None], Entry | None],
         alongside: Callable[[Entry | None], list[Coroutine]] | None = None,
+        prefetched: tuple[bytes | None, Any] | None = None,
     ) -> Entry | None:
         """Replace ``key``'s entry in its shard by ``change(old entry)`` (None removes it).
 
         ``alongside(new entry)`` gives operations to run together with the
         shard write (the key's metadata object); if one of them fails its
         exception is raised. On a conflict with another writer the shard is
-        read again and ``change`` called again. Returns the new entry.
+        read again and ``change`` called again. ``prefetched`` is the shard
+        as :meth:`read_shard` read it, used for the first try. Returns the new
+        entry.
+
+        Raises
+        ------
+        DamagedShard
+            The shard cannot be parsed (:meth:`rebuild` recreates it).
         """
         shard = shard_of(key)
         path = self.shard_path(shard)
         with self._shard_locks[int(shard, 16)]:
             for _ in range(_MAX_TRIES):
-                raw, tag = self._rfs.run1(self._rfs.read_tagged(path))
+                if prefetched is not None:
+                    (raw, tag), prefetched = prefetched, None
+                else:
+                    raw, tag = self._rfs.run1(self._rfs.read_tagged(path))
                 keys = self._parse(shard, raw)
                 entry = change(keys.get(key))
                 if entry is None:
@@ -240,10 +339,14 @@ class MetadataIndex:
         now = time.time()
         for (path, modified), raw in zip(pending, raws, strict=True):
             try:
-                key = json.loads(raw)["key"] if raw is not None else None
+                marker = json.loads(raw) if raw is not None else None
+                key = marker["key"] if marker is not None else None
             except (ValueError, KeyError, TypeError):
-                key = None
-            old = modified is not None and now - modified > STALE_PENDING
+                marker = key = None
+            age = None if modified is None else now - modified
+            # A marker keeping a backup is the connect sweep's (it may have to restore it).
+            old = (modified is not None and not (isinstance(marker, dict) and marker.get("backup"))
+                   and not marker_alive(marker, path, age, STALE_PENDING))
             if isinstance(key, str):
                 keys.setdefault(key, []).append((path, old))
         truth = resolve(sorted(keys))

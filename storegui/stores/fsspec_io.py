@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from .fsspec_errors import is_missing, is_precondition_failure, is_unsupported
+from .fsspec_errors import error_code, is_missing, is_precondition_failure, is_unsupported
 from .streaming import copy_stream
 
 # Object stores where an object becomes visible only when its upload completes.
@@ -83,6 +83,67 @@ def _drive(coro: Coroutine) -> Any:
         return exc
     coro.close()
     raise RuntimeError("a synchronous filesystem call tried to wait on an event loop")
+
+
+class S3Upload:
+    """A sink for :func:`copy_stream` that uploads to one S3 object.
+
+    Up to ``block_size`` bytes go in one PUT at :meth:`commit`; more go in a
+    multipart upload of ``block_size`` parts, completed by :meth:`commit`.
+    Until then no object appears; :meth:`abort` discards the parts.
+    """
+
+    def __init__(self, rfs: RemoteFS, path: str) -> None:
+        self._rfs = rfs
+        self._bucket, self._key = rfs._bucket_key(path)
+        self._buffer = bytearray()
+        self._parts: list[dict] = []
+        self.upload_id: str | None = None
+
+    def _s3(self, method: str, **kwargs: Any) -> Any:
+        return self._rfs.run1(self._rfs.fs._call_s3(method, Bucket=self._bucket, Key=self._key,
+                                                    **kwargs))
+
+    def write(self, chunk: Any) -> int:
+        size = self._rfs.block_size
+        self._buffer += chunk
+        if len(self._buffer) >= size:
+            whole = len(self._buffer) - len(self._buffer) % size
+            view = memoryview(self._buffer)
+            try:
+                for start in range(0, whole, size):
+                    self._part(view[start:start + size])
+            finally:
+                view.release()
+            del self._buffer[:whole]
+        return len(chunk)
+
+    def _part(self, body: Any) -> None:
+        if self.upload_id is None:
+            self.upload_id = self._s3("create_multipart_upload")["UploadId"]
+        number = len(self._parts) + 1
+        out = self._s3("upload_part", UploadId=self.upload_id, PartNumber=number,
+                       Body=bytes(body))
+        self._parts.append({"PartNumber": number, "ETag": out["ETag"]})
+
+    def commit(self) -> Any:
+        """Make the object appear; return its ETag."""
+        if self.upload_id is None:
+            return self._s3("put_object", Body=bytes(self._buffer)).get("ETag")
+        if self._buffer:
+            self._part(self._buffer)
+            self._buffer = bytearray()
+        out = self._s3("complete_multipart_upload", UploadId=self.upload_id,
+                       MultipartUpload={"Parts": self._parts})
+        self.upload_id = None
+        return out.get("ETag")
+
+    def abort(self) -> None:
+        """Discard the parts uploaded so far (best effort: the server may be gone)."""
+        upload_id, self.upload_id = self.upload_id, None
+        if upload_id is not None:
+            with contextlib.suppress(Exception):
+                self._s3("abort_multipart_upload", UploadId=upload_id)
 
 
 class RemoteFS:
@@ -295,10 +356,29 @@ class RemoteFS:
     def write_stream(self, path: str, source: BinaryIO, buffer_size: int, tmp_path: str) -> int:
         """Stream ``source`` into ``path`` atomically; return the bytes written.
 
-        On any error (including one raised by ``source``) nothing is left at
-        ``path``: an object store's upload is discarded (an aborted S3
-        multipart upload leaves no object), a temporary file is removed.
+        See :meth:`upload`.
         """
+        return self.upload(path, source, buffer_size, tmp_path)[0]
+
+    def upload(self, path: str, source: BinaryIO, buffer_size: int,
+               tmp_path: str) -> tuple[int, Any]:
+        """Stream ``source`` into ``path`` atomically; return ``(bytes written, new tag)``.
+
+        On S3 the tag is the ETag the server gave the new object (one PUT up
+        to one block, else a multipart upload of ``block_size`` parts);
+        elsewhere it is None. On any error (including one raised by
+        ``source``) nothing is left at ``path``: the S3 upload is aborted
+        (and never completed, so even a failed abort leaves no object), a
+        temporary file is removed.
+        """
+        if self.is_s3:
+            upload = S3Upload(self, path)
+            try:
+                written = copy_stream(source, upload, buffer_size)
+                return written, upload.commit()
+            except BaseException:
+                upload.abort()
+                raise
         target = path if self.atomic_objects else tmp_path
         kwargs = {"block_size": self.block_size} if self.atomic_objects else {}
         f = self.fs.open(target, "wb", **kwargs)
@@ -316,7 +396,50 @@ class RemoteFS:
             except BaseException:
                 self.run(self.remove(target))
                 raise
-        return written
+        return written, None
+
+    async def copy_object(self, src: str, dst: str) -> tuple[bool, Any]:
+        """Copy one file (server-side on S3): ``(True, new tag)``; ``(False, None)``: no ``src``."""
+        if self.is_s3:
+            bucket, key = self._bucket_key(src)
+            dst_bucket, dst_key = self._bucket_key(dst)
+            try:
+                out = await self.fs._call_s3("copy_object", Bucket=dst_bucket, Key=dst_key,
+                                             CopySource={"Bucket": bucket, "Key": key})
+            except FileNotFoundError as exc:
+                if is_missing(exc):
+                    return False, None
+                raise
+            except OSError as exc:
+                if error_code(exc) not in ("InvalidRequest", "EntityTooLarge"):
+                    raise
+                # Over 5 GB: s3fs copies part by part (UploadPartCopy).
+                await self.fs._cp_file(src, dst)
+                info = await self.head(dst)
+                return True, info.tag if info else None
+            return True, out.get("CopyObjectResult", {}).get("ETag")
+        if await self.head(src) is None:
+            return False, None
+        self.copy(src, dst)
+        return True, None
+
+    # ------------------------------------------------------------------ multipart uploads
+
+    async def list_uploads(self, prefix: str) -> list[dict]:
+        """Incomplete S3 multipart uploads under ``prefix`` (one request: the first 1,000)."""
+        if not self.is_s3:
+            return []
+        bucket, key = self._bucket_key(prefix)
+        out = await self.fs._call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key,
+                                     MaxUploads=1000)
+        return [{"path": f"{bucket}/{u['Key']}", "id": u["UploadId"],
+                 "initiated": to_epoch(u.get("Initiated"))} for u in out.get("Uploads", [])]
+
+    async def abort_upload(self, path: str, upload_id: str) -> None:
+        """Abort an incomplete S3 multipart upload."""
+        bucket, key = self._bucket_key(path)
+        await self.fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key,
+                               UploadId=upload_id)
 
     @staticmethod
     def discard(f: Any) -> None:
@@ -373,4 +496,4 @@ class RemoteFS:
                 fs.client.close()
 
 
-__all__ = ["ObjectInfo", "RemoteFS", "object_info", "to_epoch"]
+__all__ = ["ObjectInfo", "RemoteFS", "S3Upload", "object_info", "to_epoch"]

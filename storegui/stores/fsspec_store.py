@@ -38,18 +38,17 @@ from typing import Any, BinaryIO
 import fsspec
 
 from .base import Store
-from .errors import StoreError, StoreKeyError
+from .errors import InvalidMetadataError, StoreError, StoreKeyError
 from .fsspec_errors import translate
-from .fsspec_index import MetadataIndex
+from .fsspec_index import DamagedShard, MetadataIndex
 from .fsspec_io import RemoteFS
 from .fsspec_keys import check_fits, encode_key, url_quote
 from .fsspec_listing import ListingMixin
 from .fsspec_options import HTTP, S3, endpoint_of, filesystem_options, safe_url, secret_values
 from .fsspec_query import QueryMixin
 from .fsspec_reads import ReadMixin
-from .fsspec_txn import TransactionMixin
+from .fsspec_txn import Snapshot, TransactionMixin
 from .keys import check_key
-from .metadata import encode_metadata
 
 DEFAULT_BLOCK_SIZE = 8 << 20
 _S3_MIN_PART = 5 << 20
@@ -291,63 +290,174 @@ class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, Store):
 
     def _put(self, key: str, data: BinaryIO | None, metadata_text: str | None,
              buffer_size: int) -> None:
+        # All or nothing: everything that can be checked is checked before the upload,
+        # the previous data is kept (a server-side copy) until the new metadata object
+        # (the commit point) is written, and a failure before then puts it back.
+        started = time.time()
         rfs, index = self._live(), self._index
         data_path, meta_path = self._data_path(key), self._meta_path(key)
         pending = index.new_pending_path()
-        first = [index.mark_pending(pending, key)]
-        if data is None or metadata_text is None:
-            first.append(rfs.head(data_path))
-        if metadata_text is None:
-            first.append(rfs.read(meta_path))
-        results = self._checked(rfs.run(*first), "writing", key)
-        info = results[1] if len(results) > 1 else None
-        if len(results) > 2 and info is not None:
-            record = self._parse_record(results[2], key)
-            metadata_text = encode_metadata(record["metadata"]) if record else "{}"
-        metadata = json.loads(metadata_text or "{}")
-        if data is None:
-            if info is None:
-                self._quietly(index.clear_pending(pending))
+        backup = self._tmp_path() if data is not None else None
+        results = rfs.run(index.mark_pending(pending, key, backup), rfs.head(data_path),
+                          rfs.read(meta_path), index.read_shard(key))
+        try:
+            _, info, raw_record, shard = self._checked(results, "writing", key)
+            if data is None and info is None:
                 raise StoreKeyError(key, self)
-            size = info.size
+            record = self._old_record(raw_record, key, info, metadata_text is None)
+            metadata = (json.loads(metadata_text) if metadata_text is not None
+                        else record["metadata"] if record else {})
+            created = record.get("created") if record else None
+            if not isinstance(created, int | float):
+                created = info.modified if info is not None else None
+            damaged = self._shard_damaged(index, key, shard)
+            self._check_encodable(key, metadata)
+            kept = False
+            if data is not None and info is not None:
+                kept = self._keep(key, backup)
+        except BaseException:
+            self._quietly(index.clear_pending(pending))
+            raise
+        if data is None:
+            size, tag = info.size, info.tag
         else:
-            size = self._write_data(key, data, buffer_size, pending)
-        now = time.time()
-        seen: dict[str, Any] = {}
-
-        def change(old: dict | None) -> dict:
-            seen["old"] = old
-            created = old.get("created") if old else None
-            return {"metadata": metadata, "created": now if created is None else created}
-
-        def record_write(entry: dict) -> list:
-            document = {"v": 1, "key": key, "metadata": metadata, "size": size,
-                        "created": entry["created"], "modified": now}
-            return [rfs.write(meta_path, json.dumps(document, ensure_ascii=False).encode())]
-
+            size, tag = self._write_data(key, data, buffer_size, pending, backup if kept else None)
+        now = max(started, time.time())
+        entry = {"metadata": metadata, "created": now if created is None else created}
+        document = {"v": 1, "key": key, "metadata": metadata, "size": size,
+                    "created": entry["created"], "modified": now, "etag": tag}
         try:
-            index.apply(key, change, record_write)
+            rfs.run1(rfs.write(meta_path, json.dumps(document, ensure_ascii=False).encode()))
         except BaseException as exc:
-            if data is not None and "old" in seen and seen["old"] is None:
-                # A new key must not stay behind without its metadata; if the server is
-                # gone, the pending marker makes queries re-check the key instead.
-                self._quietly(rfs.remove(data_path), rfs.remove(meta_path))
-            if isinstance(exc, StoreError):
+            self._undo(key, exc, pending, data is not None, info, raw_record,
+                       backup if kept else None)
+        # Committed. The shard is a cache of the metadata objects: if it cannot be
+        # written the pending marker stays, so queries re-read this key.
+        indexed = False
+        if not damaged:
+            try:
+                index.apply(key, lambda _old: entry, prefetched=shard)
+                indexed = True
+            except Exception:  # noqa: BLE001 - the marker covers it (see above)
+                pass
+        done = []
+        if kept and not self._hand_to_transaction(key, backup):
+            done.append(rfs.remove(backup))
+        if indexed:
+            done.append(index.clear_pending(pending))
+        else:
+            index.let_go(pending)
+        if done:
+            self._quietly(*done)
+
+    def _old_record(self, raw: bytes | None, key: str, info: Any, needed: bool) -> dict | None:
+        """The record being replaced; a damaged one only matters when its metadata is kept."""
+        if info is None:
+            return None
+        try:
+            return self._parse_record(raw, key)
+        except StoreError:
+            if needed:
                 raise
-            raise self._error(exc, "writing", key) from exc
-        self._quietly(index.clear_pending(pending))
+            return None
 
-    def _write_data(self, key: str, data: BinaryIO, buffer_size: int, pending: str) -> int:
-        source = _Source(data)
+    @staticmethod
+    def _shard_damaged(index: MetadataIndex, key: str, shard: tuple) -> bool:
+        """Whether ``key``'s shard cannot be parsed (the write then leaves it to a rebuild)."""
         try:
-            self._back_up(key)
-            return self._rfs.write_stream(self._data_path(key), source, buffer_size,
-                                          self._tmp_path())
+            index.parse(key, shard[0])
+        except DamagedShard:
+            return True
+        return False
+
+    def _check_encodable(self, key: str, metadata: dict) -> None:
+        """Refuse, before anything is written, metadata the record or the index cannot hold."""
+        try:
+            json.dumps({"v": 1, "keys": {key: {"metadata": metadata, "created": 0.0}}},
+                       ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise InvalidMetadataError(
+                f"the metadata of {key!r} cannot be stored in {self.url} "
+                f"({type(exc).__name__}: {exc}); {key!r} is unchanged", key, self) from None
+
+    def _keep(self, key: str, backup: str) -> bool:
+        """Copy the key's current data to ``backup``; False if it vanished meanwhile."""
+        rfs = self._live()
+        try:
+            copied, _ = rfs.run1(rfs.copy_object(self._data_path(key), backup))
+        except Exception as exc:
+            error = self._error(exc, "writing", key)
+            raise StoreError(f"{error.message}; keeping its previous data failed, so nothing "
+                             f"was written and {key!r} is unchanged", key, self) from exc
+        return copied
+
+    def _write_data(self, key: str, data: BinaryIO, buffer_size: int, pending: str,
+                    backup: str | None) -> tuple[int, Any]:
+        source = _Source(data)
+        rfs = self._rfs
+        try:
+            size, tag = rfs.upload(self._data_path(key), source, buffer_size, self._tmp_path())
+            if tag is None:  # not S3: the tag another reader will see
+                info = rfs.run1(rfs.head(self._data_path(key)))
+                tag = info.tag if info is not None else None
+            return size, json.loads(json.dumps(tag))
         except BaseException as exc:
-            self._quietly(self._index.clear_pending(pending))
+            self._quietly(self._index.clear_pending(pending),
+                          *([rfs.remove(backup)] if backup else []))
             if exc is source.error or isinstance(exc, StoreError):
                 raise
-            raise self._error(exc, "writing", key) from exc
+            error = self._error(exc, "writing", key)
+            raise StoreError(f"{error.message}; the upload was discarded and {key!r} is "
+                             f"unchanged", key, self) from exc
+
+    def _undo(self, key: str, exc: BaseException, pending: str, wrote_data: bool,
+              info: Any, raw_record: bytes | None, backup: str | None) -> None:
+        """Put the key back as it was after its metadata object could not be written; raise."""
+        rfs, index = self._rfs, self._index
+        error = self._error(exc, "writing", key)
+        try:
+            if wrote_data and backup is not None:
+                _, tag = rfs.run1(rfs.copy_object(backup, self._data_path(key)))
+                raw_record = self._retagged(raw_record, info.tag, tag)
+            elif wrote_data:
+                rfs.run1(rfs.remove(self._data_path(key)))
+            # The failed write may have reached the server after all: write the old one back.
+            if raw_record is not None:
+                rfs.run1(rfs.write(self._meta_path(key), raw_record))
+            else:
+                rfs.run1(rfs.remove(self._meta_path(key)))
+        except Exception as again:  # noqa: BLE001 - reported in the message
+            index.let_go(pending)  # the marker names the backup: the next connect restores it
+            what = self._error(again, "restoring", key).message
+            raise StoreError(
+                f"{error.message}; putting its previous state back failed too ({what}): "
+                f"{key!r} may hold the new data with its previous metadata until this store is "
+                f"connected again, which restores it", key, self) from exc
+        self._quietly(index.clear_pending(pending), *([rfs.remove(backup)] if backup else []))
+        raise StoreError(f"{error.message}; {key!r} was put back as it was", key, self) from exc
+
+    @staticmethod
+    def _retagged(raw: bytes | None, old_tag: Any, new_tag: Any) -> bytes | None:
+        """A record describing data that was copied back (a copy may get another ETag)."""
+        if raw is None or new_tag is None:
+            return raw
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return raw
+        if not isinstance(record, dict) or record.get("etag") != old_tag:
+            return raw
+        record["etag"] = new_tag
+        return json.dumps(record, ensure_ascii=False).encode()
+
+    def _hand_to_transaction(self, key: str, backup: str) -> bool:
+        """Inside a transaction, let the undo log keep ``backup`` as the key's old data."""
+        txn = self._txn
+        snap = txn.undo.get(key) if txn is not None else None
+        if isinstance(snap, Snapshot) and snap.existed and snap.backup is None:
+            snap.backup = backup
+            return True
+        return False
 
     def _delete(self, key: str) -> None:
         rfs, index = self._live(), self._index

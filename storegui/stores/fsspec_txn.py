@@ -17,11 +17,12 @@ from .errors import StoreError
 class Snapshot:
     """A key's state before its first change in a transaction."""
 
-    __slots__ = ("existed", "record", "backup")
+    __slots__ = ("existed", "record", "backup", "tag")
 
-    def __init__(self, existed: bool, record: bytes | None) -> None:
+    def __init__(self, existed: bool, record: bytes | None, tag: Any = None) -> None:
         self.existed = existed
         self.record = record
+        self.tag = tag  # the data's tag then (its record may name it)
         self.backup: str | None = None
 
 
@@ -36,7 +37,8 @@ class TransactionMixin:
         info, raw = self._checked(
             rfs.run(rfs.head(self._data_path(key)), rfs.read(self._meta_path(key))),
             "writing", key)
-        return Snapshot(info is not None, raw if info is not None else None)
+        return Snapshot(info is not None, raw if info is not None else None,
+                        info.tag if info is not None else None)
 
     def _back_up(self, key: str) -> None:
         """Inside a transaction, keep the key's data before its first overwrite or delete."""
@@ -58,17 +60,21 @@ class TransactionMixin:
                               "rolling back", key)
                 self._index.apply(key, lambda _old: None)
                 return
+            raw = snapshot.record
             if snapshot.backup is not None:
-                rfs.move_into_place(snapshot.backup, data_path)
+                # A copy, not a move: a copy's new tag is known (the record names it).
+                _, tag = rfs.run1(rfs.copy_object(snapshot.backup, data_path))
+                self._quietly(rfs.remove(snapshot.backup))
                 snapshot.backup = None
-            record = self._parse_record(snapshot.record, key)
+                raw = self._retagged(raw, snapshot.tag, tag)
+            record = self._parse_record(raw, key)
             if record is None:
                 rfs.run1(rfs.remove(meta_path))
                 self._index.apply(key, lambda _old: None)
             else:
                 entry = {"metadata": record["metadata"], "created": record.get("created")}
                 self._index.apply(key, lambda _old: entry,
-                                  lambda _new: [rfs.write(meta_path, snapshot.record)])
+                                  lambda _new: [rfs.write(meta_path, raw)])
         except StoreError:
             raise
         except Exception as exc:
