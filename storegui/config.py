@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,24 @@ from .stores.errors import StoreError
 
 DEFAULT_NAME = "default"
 MAX_RECENT = 10
+#: Longest workspace name (it shows in window titles and menus).
+MAX_NAME_LENGTH = 200
+# Line and paragraph separators and control characters (newline, tab, escape...)
+# would break the one-line listings of `storegui workspaces` and the menus.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+_FIELDS = ("name", "backing_url", "mount_url", "mount_point")
+
+
+class ConfigError(StoreError):
+    """The workspace list cannot be read, is damaged, or cannot take a workspace.
+
+    ``path`` is the workspace list file concerned (None for a refused name).
+    The message names the file, what is wrong and what the user can do.
+    """
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def data_dir() -> Path:
@@ -61,13 +80,29 @@ class Workspace:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Workspace:
-        """The inverse of :meth:`to_dict`; raises StoreError for a malformed entry."""
-        try:
-            return cls(str(d["name"]), str(d["backing_url"]), str(d["mount_url"]),
-                       str(d.get("mount_point", "")))
-        except (KeyError, TypeError) as exc:
-            raise StoreError(f"malformed workspace entry {d!r}: missing {exc}") from None
+    def from_dict(cls, d: Any) -> Workspace:
+        """The inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            If ``d`` is not a dict of text fields ``name``, ``backing_url``,
+            ``mount_url`` (and optionally ``mount_point``), or the name is not
+            one :func:`workspace_name_problem` accepts; the message says which.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"it is {_json_kind(d)}, not an object with a name and store URLs")
+        for field in _FIELDS:
+            if field not in d:
+                if field == "mount_point":
+                    continue
+                raise ValueError(f'it has no "{field}"')
+            if not isinstance(d[field], str):
+                raise ValueError(f'its "{field}" is {_json_kind(d[field])}, not text')
+        problem = workspace_name_problem(d["name"])
+        if problem:
+            raise ValueError(problem)
+        return cls(d["name"], d["backing_url"], d["mount_url"], d.get("mount_point", ""))
 
     @property
     def title(self) -> str:
@@ -84,23 +119,101 @@ def default_workspace() -> Workspace:
     return Workspace(DEFAULT_NAME, str(backing), f"sqlite://{root / 'mount.db'}", "")
 
 
+def workspace_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a workspace, or None if it can.
+
+    A name is non-empty text of at most :data:`MAX_NAME_LENGTH` characters,
+    without leading or trailing spaces and without control characters
+    (newline, tab...) or line separators. The command line and the app's
+    workspace dialog both check names with this function.
+    """
+    if not isinstance(name, str):
+        return f"a workspace name must be text, not {_json_kind(name)}"
+    if not name.strip():
+        return "a workspace name must not be empty"
+    for ch in name:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            return (f"the workspace name {name!r} contains U+{ord(ch):04X}, a line break or "
+                    "control character: use letters, digits, spaces and punctuation")
+    if name != name.strip():
+        return f"the workspace name {name!r} starts or ends with a space: remove it"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a workspace name must be at most {MAX_NAME_LENGTH} characters, not {len(name)}"
+    return None
+
+
+def workspace_problem(ws: Workspace) -> str | None:
+    """Why ``ws`` cannot be saved under its name, or None if it can.
+
+    Besides :func:`workspace_name_problem`: the name ``default`` is reserved
+    for the built-in default workspace (saving it unchanged is allowed).
+    """
+    problem = workspace_name_problem(ws.name)
+    if problem is None and ws.name == DEFAULT_NAME and ws != default_workspace():
+        problem = (f"{DEFAULT_NAME!r} is the name of the built-in default workspace: "
+                   "choose another name")
+    return problem
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    kinds = ((bool, "true/false"), (str, "text"), ((int, float), "a number"),
+             (list, "a list"), (dict, "an object"))
+    return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+
+
 def _state_file() -> Path:
     return config_dir() / "workspaces.json"
 
 
+def _damaged(path: Path, problem: str) -> ConfigError:
+    return ConfigError(
+        f"the workspace list {path} is damaged: {problem}. Fix it in a text editor, or move it "
+        "away (for example to workspaces.json.damaged) to start a new list; until then "
+        "workspaces cannot be saved or opened by name", path)
+
+
 def _load_state() -> dict:
+    """The workspace list file as ``{"workspaces": [entry dicts], "recent": [names]}``.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or is damaged (the file is left as it is).
+    """
     path = _state_file()
     try:
         with open(path, encoding="utf-8") as f:
-            state = json.load(f)
+            text = f.read()
     except FileNotFoundError:
         return {"workspaces": [], "recent": []}
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read the workspace list {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise _damaged(path, "it is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the workspace list {path}: {exc.strerror or exc}; check "
+                          "that it is a file you may read", path) from None
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise _damaged(path, f"it is not valid JSON ({exc})") from None
     if not isinstance(state, dict):
-        raise StoreError(f"the workspace list {path} is not a JSON object")
-    state.setdefault("workspaces", [])
-    state.setdefault("recent", [])
+        raise _damaged(path, f'it is {_json_kind(state)}, not an object with "workspaces" '
+                             'and "recent"')
+    workspaces = state.setdefault("workspaces", [])
+    recent = state.setdefault("recent", [])
+    if not isinstance(workspaces, list):
+        raise _damaged(path, f'"workspaces" is {_json_kind(workspaces)}, not a list')
+    if not isinstance(recent, list):
+        raise _damaged(path, f'"recent" is {_json_kind(recent)}, not a list')
+    for i, entry in enumerate(workspaces, 1):
+        try:
+            Workspace.from_dict(entry)
+        except ValueError as exc:
+            raise _damaged(path, f"workspace {i} of {len(workspaces)}: {exc}") from None
+    for i, name in enumerate(recent, 1):
+        if not isinstance(name, str):
+            raise _damaged(path, f'recent entry {i} is {_json_kind(name)}, not a name')
     return state
 
 
@@ -144,8 +257,21 @@ def find_workspace(name: str) -> Workspace:
 
 
 def save_workspace(ws: Workspace) -> None:
-    """Save ``ws`` (replacing a saved one of the same name)."""
-    if ws.name == DEFAULT_NAME and ws == default_workspace():
+    """Save ``ws`` (replacing a saved one of the same name).
+
+    Saving the default workspace unchanged does nothing (it is built in).
+
+    Raises
+    ------
+    ConfigError
+        If :func:`workspace_problem` refuses ``ws`` (a bad name, or another
+        workspace called ``default``), or the workspace list cannot be read
+        or is damaged: a damaged list is never overwritten.
+    """
+    problem = workspace_problem(ws)
+    if problem:
+        raise ConfigError(f"cannot save the workspace: {problem}")
+    if ws.name == DEFAULT_NAME:
         return
     state = _load_state()
     state["workspaces"] = [w for w in state["workspaces"] if w.get("name") != ws.name]

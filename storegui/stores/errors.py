@@ -7,7 +7,21 @@ show a message a user can act on.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+#: What each "no room to write" errno means to a user: a full disk, a used-up
+#: quota, a file size limit. A read never fails with these.
+NO_ROOM = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file is larger than the file system or a file size limit allows",
+}
+_NO_ROOM_ADVICE = {
+    errno.ENOSPC: "free some space and try again",
+    errno.EDQUOT: "free some space (or have the quota raised) and try again",
+    errno.EFBIG: "store it where larger files are allowed",
+}
 
 
 class StoreError(Exception):
@@ -75,3 +89,37 @@ class VerificationError(StoreError):
 
 class NotConnectedError(StoreError):
     """The store is disconnected; call ``connect()`` first."""
+
+
+class DiskFullError(StoreError):
+    """A write found no room (full disk, quota, size limit); the key is as it was."""
+
+
+def store_label(store: Any) -> str:
+    """How a message names ``store``: its URL (never a password), else its kind."""
+    url = getattr(store, "url", "")
+    if isinstance(url, str) and url:
+        return f"the store {url}"
+    return f"the {type(store).__name__}" if store is not None else "the store"
+
+
+def no_room_reason(exc: BaseException) -> str | None:
+    """What a "no room" OSError (see :data:`NO_ROOM`) means, or None for any other error."""
+    return NO_ROOM.get(exc.errno) if isinstance(exc, OSError) else None
+
+
+def write_error(exc: OSError, key: str, store: Any) -> StoreError:
+    """A StoreError for ``exc``, raised while writing ``key`` to ``store``.
+
+    The message names the key and the store and says what happened; a full
+    disk (or quota, or size limit) gives a :class:`DiskFullError` that also
+    says nothing was written, since a failed write leaves the key as it was
+    (the contract of every store's ``put``).
+    """
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f"cannot write {key!r} to {store_label(store)}"
+    reason = no_room_reason(exc)
+    if reason is not None:
+        return DiskFullError(f"{where}: {reason} ({what}); nothing was written: {key!r} is as "
+                             f"it was. {_NO_ROOM_ADVICE[exc.errno].capitalize()}", key, store)
+    return StoreError(f"{where}: {what}", key, store)
