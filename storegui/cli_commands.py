@@ -28,7 +28,7 @@ from .cli_output import (
     write_json,
 )
 from .cli_progress import ProgressBar
-from .stores.errors import ReadOnlyError, StoreError
+from .stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
 from .stores.events import (
     StoreProgressEndEvent,
     StoreProgressStartEvent,
@@ -48,6 +48,28 @@ def _out(line: str = "") -> None:
 def _lines(lines: list[str]) -> None:
     for line in lines:
         _out(line)
+
+
+@contextlib.contextmanager
+def _writing(store: Any, key: str) -> Iterator[None]:
+    """Errors of writing ``key`` name the key and the store that holds it.
+
+    A "no room" OSError (full disk, quota) becomes a DiskFullError naming
+    both; a StoreError that names no key gets the key in front. Other
+    OSErrors pass through: they are the source file's own (missing, no
+    permission) and name it.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if no_room_reason(exc) is None:
+            raise
+        # inside the mount point a MountedStore writes to its mount store
+        raise write_error(exc, key, getattr(store, "mount_store", store)) from exc
+    except StoreError as exc:
+        if exc.key is not None or repr(key) in exc.message:
+            raise
+        raise StoreError(f"cannot write {key!r}: {exc.message}", key, exc.store) from exc
 
 
 # ---------------------------------------------------------------------------- ls
@@ -133,16 +155,34 @@ def cmd_get(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
             dest = dest / name
         elif not name and not args.file:
             parser.error(f"{key!r} ends with '/': give a FILE name to save it as")
+        # a symbolic link (even a dangling one) is a file in the way: --force
+        # replaces the link itself, never the file it points to
+        if dest.is_symlink() and not args.force:
+            raise CommandError(f"{str(dest)!r} already exists as a symbolic link (use --force "
+                               "to replace the link itself)")
         if dest.exists() and not args.force:
             raise CommandError(f"{str(dest)!r} already exists (use --force to replace it)")
     value = store.get(key)
-    with value.data as src, ProgressBar(key) as bar:
+    existed = dest is not None and os.path.lexists(dest)
+    try:
+        with value.data as src, ProgressBar(key) as bar:
+            if dest is None:
+                out = sys.stdout.buffer
+                size = copy_stream(src, out, progress=bar, total=value.size)
+                out.flush()
+            else:
+                size = _save_to_file(src, dest, bar, value.size)
+    except OSError as exc:
+        reason = no_room_reason(exc)
+        if reason is None:
+            raise
+        target = "standard output" if dest is None else repr(str(dest))
         if dest is None:
-            out = sys.stdout.buffer
-            size = copy_stream(src, out, progress=bar, total=value.size)
-            out.flush()
+            after = ""  # what reached stdout before the error is out of our hands
         else:
-            size = _save_to_file(src, dest, bar, value.size)
+            after = f"; {target} is as it was" if existed else "; nothing was saved"
+        raise CommandError(f"cannot save {key!r} to {target}: {reason} "
+                           f"({exc.strerror or exc}){after}") from exc
     if json_out:
         write_json({"key": key, "file": str(dest), "size": size})
     return 0
@@ -161,7 +201,7 @@ def _put_one(store: Any, key: str, path: Path, extra: dict, force: bool) -> dict
     _check_writable(store, key)
     if not force and store.exists(key):
         raise CommandError(f"key {key!r} already exists (use --force to replace it)")
-    with ProgressBar(key) as bar:
+    with _writing(store, key), ProgressBar(key) as bar:
         return import_file(store, key, path, extra_metadata=extra, progress=bar)
 
 
@@ -176,7 +216,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
         _check_writable(store, key)
         if not args.force and store.exists(key):
             raise CommandError(f"key {key!r} already exists (use --force to replace it)")
-        with ProgressBar(key) as bar:
+        with _writing(store, key), ProgressBar(key) as bar:
             md = import_stream(store, key, sys.stdin.buffer, extra, progress=bar)
         results: Any = {"key": key, "metadata": md}
     elif args.recursive:
@@ -211,7 +251,7 @@ def cmd_meta(store: Any, args: argparse.Namespace, parser: argparse.ArgumentPars
     changes = dict(args.set)
     if changes or args.unset:
         _check_writable(store, key)
-        with store.transaction(f"meta {key}"):
+        with _writing(store, key), store.transaction(f"meta {key}"):
             if args.unset:
                 md = store.get_metadata(key)
                 for name in args.unset:
@@ -333,11 +373,12 @@ def cmd_workspaces(store: Any, args: argparse.Namespace, parser: argparse.Argume
     if args.save is not None:
         if backing is None or mount is None:
             parser.error("--save needs --backing and --mount (and optionally --mount-point)")
-        if not args.save.strip():
-            parser.error("a workspace name must not be empty")
-        config.save_workspace(config.workspace_from_urls(
-            config.absolute_url(backing), config.absolute_url(mount), mount_point or "",
-            name=args.save))
+        ws = config.workspace_from_urls(config.absolute_url(backing), config.absolute_url(mount),
+                                        mount_point or "", name=args.save)
+        problem = config.workspace_problem(ws)
+        if problem:
+            parser.error(problem)
+        config.save_workspace(ws)
     elif args.delete is not None:
         config.delete_workspace(args.delete)
     elif backing is not None or mount is not None or mount_point is not None:

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import types
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from store_helpers import FullDisk
 
 from storegui import __version__
 from storegui.cli import main, parse_value
 from storegui.cli_progress import ProgressBar, format_bytes, format_duration
 from storegui.config import Workspace
+from storegui.stores import MemoryStore, MountedStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,6 +240,40 @@ def test_get_refuses_to_overwrite_without_force(cli, tmp_path):
     assert dest.read_bytes() == b"new\n"
 
 
+def test_get_refuses_a_symlink_and_force_replaces_the_link_itself(cli, tmp_path):
+    target = tmp_path / "target.txt"
+    dangling, live = tmp_path / "dangling.txt", tmp_path / "live.txt"
+    dangling.symlink_to(tmp_path / "nowhere.txt")
+    live.symlink_to(target)
+    target.write_text("precious")
+    for link in (dangling, live):
+        one_error_line(cli("get", "data/shared.txt", str(link)),
+                       repr(str(link)), "symbolic link", "--force")
+        assert link.is_symlink()
+    assert not (tmp_path / "nowhere.txt").exists()
+    for link in (dangling, live):
+        assert cli("get", "data/shared.txt", str(link), "--force").code == 0
+        assert not link.is_symlink() and link.read_bytes() == b"new\n"
+    # never written through the links
+    assert not (tmp_path / "nowhere.txt").exists()
+    assert target.read_text() == "precious"
+
+
+def test_get_into_a_folder_refuses_a_dangling_link_there(cli, tmp_path):
+    (tmp_path / "shared.txt").symlink_to(tmp_path / "nowhere")
+    one_error_line(cli("get", "data/shared.txt", str(tmp_path)), "symbolic link")
+    assert (tmp_path / "shared.txt").is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_get_to_a_full_disk_names_the_key(ws):
+    with open("/dev/full", "wb") as full:
+        r = storegui("get", "data/shared.txt", "-", ws=ws, stdout=full)
+    assert r.returncode == 1
+    assert r.stderr.decode().splitlines() == [
+        "storegui: error: cannot save 'data/shared.txt' to standard output: the disk is full "
+        "(No space left on device)"]
+
+
 def test_get_to_stdout_is_binary(ws, capsysbinary):
     assert main(["get", "data/shared.txt", "-", *where(ws)]) == 0
     assert capsysbinary.readouterr().out == b"new\n"
@@ -253,6 +290,57 @@ def test_debug_adds_the_traceback(cli, tmp_path):
     assert r.code == 1
     assert r.err.startswith("Traceback")
     assert r.err.strip().splitlines()[-1] == "storegui: error: no such key 'data/absent.txt'"
+
+
+def full_disk_workspace(monkeypatch, full: FullDisk) -> None:
+    """Every workspace the CLI opens gets the FullDisk as its mount store."""
+    backing = MemoryStore()
+    monkeypatch.setattr(Workspace, "open", lambda self: MountedStore("data/", full, backing))
+
+
+def test_put_on_a_full_disk_names_the_key_and_the_store(cli, monkeypatch, tmp_path):
+    full = FullDisk()
+    full_disk_workspace(monkeypatch, full)
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"old value")
+    assert cli("put", "data/k", str(src)).code == 0
+    full.full = True
+    src.write_bytes(b"new value")
+    for args in (["put", "data/k", str(src), "--force"], ["put", "data/new", str(src)]):
+        key = args[1]
+        r = cli(*args)
+        one_error_line(r, f"cannot write {key!r} to the store memory://: the disk is full "
+                          f"(No space left on device); nothing was written: {key!r} is as it was. "
+                          "Free some space and try again")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"piped")))
+    one_error_line(cli("put", "data/piped", "-"), "cannot write 'data/piped'", "the disk is full")
+    one_error_line(cli("meta", "data/k", "--set", "n=1"), "cannot write 'data/k'",
+                   "the disk is full")
+    full.full = False
+    # the mount store holds the keys under the mount point, relative to it
+    assert full.to_bytes("k") == b"old value"
+    assert "n" not in full.get_metadata("k")
+    assert sorted(full.keys()) == ["k"]
+
+
+def test_put_over_a_file_size_limit_as_a_process(ws, tmp_path):
+    """A real store, a real process: writes beyond RLIMIT_FSIZE fail with EFBIG."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(300_000))
+    mount = tmp_path / "mount-folder"
+    args = ["put", "k", str(src), "--backing", ws.backing_url, "--mount", str(mount)]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    r = storegui(*args, preexec_fn=limit)
+    assert r.returncode == 1
+    assert r.stderr.decode().splitlines() == [
+        f"storegui: error: cannot write 'k' to the store file://{mount}: the file is larger than "
+        "the file system or a file size limit allows (File too large); nothing was written: "
+        "'k' is as it was. Store it where larger files are allowed"]
+    r = storegui("ls", "k", "--backing", ws.backing_url, "--mount", str(mount))
+    assert (r.returncode, r.stderr) == (1, b"storegui: error: no such key or folder 'k'\n")
 
 
 # ---------------------------------------------------------------------------- meta

@@ -18,7 +18,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import Workspace, load_workspaces, recent_workspaces, workspace_from_urls
+from ..config import (
+    Workspace,
+    load_workspaces,
+    recent_workspaces,
+    workspace_from_urls,
+    workspace_problem,
+)
 from ..stores.errors import StoreError
 from ..stores.registry import open_store
 
@@ -58,11 +64,12 @@ class WorkspaceDialog(QDialog):
         self.mount_point_edit = QLineEdit(self)
         self.mount_point_edit.setObjectName("mountPointEdit")
         self.mount_point_edit.setPlaceholderText("key prefix, e.g. projects/alpha/ (empty: all)")
+        self.name_error = self._error_label("nameError")
         self.backing_error = self._error_label("backingError")
         self.mount_error = self._error_label("mountError")
 
         form = QFormLayout()
-        form.addRow("Name:", self.name_edit)
+        form.addRow("Name:", self._with_error(self.name_edit, self.name_error))
         form.addRow("Backing store:", self._with_error(
             self._with_browse(self.backing_edit), self.backing_error))
         form.addRow("Mount store:", self._with_error(
@@ -165,9 +172,16 @@ class WorkspaceDialog(QDialog):
             self.mount_error.setVisible(True)
             ok = False
         name = self.name_edit.text().strip()
+        self.name_error.setVisible(False)
         if not ok:
             return None
-        return workspace_from_urls(backing, mount, self.mount_point_edit.text(), name or None)
+        ws = workspace_from_urls(backing, mount, self.mount_point_edit.text(), name or None)
+        problem = workspace_problem(ws)
+        if problem:
+            self.name_error.setText(problem[0].upper() + problem[1:] + ".")
+            self.name_error.setVisible(True)
+            return None
+        return ws
 
     def accept(self) -> None:
         """Close with the workspace chosen, if the fields are valid."""
