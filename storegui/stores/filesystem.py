@@ -257,7 +257,7 @@ class FileSystemStore(Store):
 
     def _stat(self, key: str) -> Entry:
         record, _, st = self._load(key, False)
-        return Entry(key, False, record.size, st.st_mtime)
+        return Entry(key, False, record.size, record.modified_or(st.st_mtime))
 
     def _get_metadata_text(self, key: str) -> str:
         return self._load(key, False)[0].metadata_text
@@ -363,10 +363,12 @@ class FileSystemStore(Store):
             blob = new.blob if new.name else None
         if metadata_text is None:
             metadata_text = current[0].metadata_text if current else "{}"
-        created = current[0].created if current else time.time()
+        # The clock, read now (after the write call began): see fs_records.
+        now = time.time()
+        created = current[0].created if current else now
         fd, tmp = new_temp(self._dirs.tmp, "record")
         try:
-            write_all(fd, pack_record(size, created, blob, metadata_text) + inline)
+            write_all(fd, pack_record(size, created, blob, metadata_text, now) + inline)
             if log is not None:
                 self._journal(log, key, names, os.fstat(fd).st_ino)
             elif self._full_sync:

@@ -149,6 +149,6 @@ def _key_entry(fd: int, child: Child, key: str) -> Entry | None:
             record, _ = read_record(rfd, key, st.st_size, inline=False)
         except DamagedRecordError:
             return Entry(key, False, None, st.st_mtime)  # listed, so it can be deleted
-        return Entry(key, False, record.size, st.st_mtime)
+        return Entry(key, False, record.size, record.modified_or(st.st_mtime))
     finally:
         os.close(rfd)

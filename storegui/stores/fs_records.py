@@ -4,7 +4,8 @@ A record is one file::
 
     16-byte prefix   b"SGKV", format version (1 byte), 3 zero bytes,
                      info length (uint32, big-endian), metadata length (uint32)
-    info             JSON: {"blob": null | "<32 hex digits>", "created": float, "size": int}
+    info             JSON: {"blob": null | "<32 hex digits>", "created": float,
+                     "modified": float, "size": int}
     metadata         the key's metadata, canonical JSON text, stored verbatim
     data             the value's bytes when "blob" is null (small values)
 
@@ -12,6 +13,12 @@ A large value's bytes live in a separate, never-modified *blob* file named in
 the info; replacing the record (one rename) switches data and metadata
 together, and changing only the metadata writes a new small record that
 names the same blob.
+
+``created`` and ``modified`` are the writer's clock (``time.time()``) read
+during the write call, never a file's mtime: a filesystem's timestamps lag
+the clock by up to a kernel tick, so a value's ``modified`` could otherwise be
+earlier than the moment its write began. Records written before
+``modified`` was recorded report the record file's mtime.
 """
 
 from __future__ import annotations
@@ -49,11 +56,18 @@ class Record:
     blob: str | None
     metadata_text: str
     data_offset: int
+    modified: float | None = None
+
+    def modified_or(self, file_mtime: float) -> float:
+        """When the record was written: its ``modified``, else (older records) ``file_mtime``."""
+        return file_mtime if self.modified is None else self.modified
 
 
-def pack_record(size: int, created: float, blob: str | None, metadata_text: str) -> bytes:
+def pack_record(size: int, created: float, blob: str | None, metadata_text: str,
+                modified: float) -> bytes:
     """The prefix, info and metadata of a record (inline data follows it)."""
-    info = json.dumps({"blob": blob, "created": created, "size": size}).encode("utf-8")
+    info = json.dumps({"blob": blob, "created": created, "modified": modified,
+                       "size": size}).encode("utf-8")
     meta = metadata_text.encode("utf-8")
     return _PREFIX.pack(MAGIC, VERSION, len(info), len(meta)) + info + meta
 
@@ -104,11 +118,13 @@ def read_record(
         info = json.loads(head[PREFIX_SIZE : PREFIX_SIZE + info_len])
         meta = head[PREFIX_SIZE + info_len : offset].decode("utf-8")
         size, created, blob = int(info["size"]), float(info["created"]), info["blob"]
+        modified = info.get("modified")
+        modified = None if modified is None else float(modified)
     except (ValueError, KeyError, TypeError) as exc:
         raise DamagedRecordError(f"{where} is damaged: bad header ({exc})") from None
     if blob is not None and not (isinstance(blob, str) and _BLOB_NAME.fullmatch(blob)):
         raise DamagedRecordError(f"{where} is damaged: bad blob name {blob!r}")
-    record = Record(size, created, blob, meta, offset)
+    record = Record(size, created, blob, meta, offset, modified)
     if blob is not None:
         return record, b""
     if file_size - offset != size:
@@ -212,17 +228,17 @@ class BlobReader(io.RawIOBase):
         super().close()
 
 
-def inline_value(record: Record, data: bytes, modified: float) -> Value:
-    """The :class:`Value` of a record that holds its data."""
+def inline_value(record: Record, data: bytes, file_mtime: float) -> Value:
+    """The :class:`Value` of a record that holds its data (``file_mtime``: the record file's)."""
     return Value(lambda: io.BytesIO(data), record.metadata_text, record.size, record.created,
-                 modified)
+                 record.modified_or(file_mtime))
 
 
-def blob_value(record: Record, handle: FdHandle, modified: float) -> Value:
+def blob_value(record: Record, handle: FdHandle, file_mtime: float) -> Value:
     """The :class:`Value` of a record whose data is the blob open in ``handle``."""
     size = record.size
     return Value(lambda: open_blob_stream(handle, size), record.metadata_text, size,
-                 record.created, modified,
+                 record.created, record.modified_or(file_mtime),
                  lambda start, end: open_blob_stream(handle, size, start, end))
 
 
