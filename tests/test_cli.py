@@ -464,6 +464,54 @@ def test_saved_workspaces_keep_absolute_paths(cli, ws, tmp_path, monkeypatch):
     assert cli("ls", "data/", "--workspace", "rel", workspace=False).out == cli("ls", "data/").out
 
 
+# every kind of damage, in-process, is in tests/test_config.py
+@pytest.mark.parametrize("text", ['{"workspaces": null}', "[1, 2]", '{"workspaces": ['])
+def test_a_damaged_workspace_list_as_a_process(ws, text):
+    state = Path(os.environ["XDG_CONFIG_HOME"]) / "storegui" / "workspaces.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(text)
+    for args in (["workspaces"], ["workspaces", "--save", "p2", *where(ws)],
+                 ["workspaces", "--delete", "p"], ["ls", "--workspace", "p"]):
+        r = storegui(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        lines = r.stderr.decode().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"storegui: error: the workspace list {state} is damaged: ")
+        assert "Fix it in a text editor, or move it away" in lines[0]
+        assert "internal error" not in lines[0]
+    assert state.read_text() == text
+    assert os.listdir(state.parent) == ["workspaces.json"]
+    # the default workspace does not need the list
+    assert storegui("ls", "--json").returncode == 0
+
+
+def test_saving_as_default_is_refused(cli, ws):
+    r = cli("workspaces", "--save", "default", *where(ws), workspace=False)
+    assert r.code == 2
+    assert r.err.strip().splitlines()[-1] == (
+        "storegui workspaces: error: 'default' is the name of the built-in default workspace: "
+        "choose another name")
+    listed = json.loads(cli("workspaces", "--json", workspace=False).out)
+    assert [w["name"] for w in listed] == ["default"]
+    assert listed[0]["backing_url"] != ws.backing_url
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("two\nlines", "the workspace name 'two\\nlines' contains U+000A, a line break or control "
+                   "character: use letters, digits, spaces and punctuation"),
+    ("tab\t", "contains U+0009"),
+    (" padded", "the workspace name ' padded' starts or ends with a space: remove it"),
+    ("", "a workspace name must not be empty"),
+    ("  ", "a workspace name must not be empty"),
+])
+def test_bad_workspace_names_are_refused(cli, ws, name, problem):
+    r = cli("workspaces", "--save", name, *where(ws), workspace=False)
+    assert r.code == 2
+    assert problem in r.err.strip().splitlines()[-1]
+    assert [w["name"] for w in json.loads(cli("workspaces", "--json", workspace=False).out)] \
+        == ["default"]
+
+
 def test_the_default_workspace_is_used_without_options(cli):
     r = cli("ls", "--json", workspace=False)
     assert (r.code, json.loads(r.out)) == (0, [])
