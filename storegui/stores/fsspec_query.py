@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import StoreError, StoreKeyError
+from .fsspec_reads import current
 from .metadata import encode_metadata, matches, select_fields
 
 
@@ -84,7 +85,7 @@ class QueryMixin:
         for key, (info, record) in zip(keys, self._records(keys, "reading"), strict=True):
             if info is None:
                 raise StoreKeyError(key, self)
-            out.append(select_fields(record["metadata"] if record else {}, select))
+            out.append(select_fields(current(record, info), select))
         return iter(out)
 
     def rebuild_index(self) -> int:

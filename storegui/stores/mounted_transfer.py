@@ -281,8 +281,9 @@ class PushMixin:
             except VerificationError as exc:
                 raise self._failed_verification(key, exc) from exc
             except (StoreError, OSError) as exc:
-                raise restate(exc, f"push of {key!r} {what_happened(exc)}; the backing store and "
-                              "the local copy are unchanged", key, self) from exc
+                # The backing store's own error says what became of its copy.
+                raise restate(exc, f"push of {key!r} {what_happened(exc)}; the local copy is "
+                              "unchanged", key, self) from exc
             finally:
                 meter.end(ok)
             try:
