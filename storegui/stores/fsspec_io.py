@@ -435,6 +435,17 @@ class RemoteFS:
         return [{"path": f"{bucket}/{u['Key']}", "id": u["UploadId"],
                  "initiated": to_epoch(u.get("Initiated"))} for u in out.get("Uploads", [])]
 
+    async def list_page(self, dirpath: str) -> list[tuple[str, float | None]]:
+        """(path, modified) of files under ``dirpath``: on S3 one request (the first 1,000)."""
+        if not self.is_s3:
+            found = await self._call("find", dirpath, detail=True, withdirs=False)
+            return [(p, object_info(i).modified) for p, i in found.items()]
+        bucket, key = self._bucket_key(dirpath)
+        out = await self.fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=key + "/",
+                                     MaxKeys=1000)
+        return [(f"{bucket}/{o['Key']}", to_epoch(o.get("LastModified")))
+                for o in out.get("Contents", [])]
+
     async def abort_upload(self, path: str, upload_id: str) -> None:
         """Abort an incomplete S3 multipart upload."""
         bucket, key = self._bucket_key(path)

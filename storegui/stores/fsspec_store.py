@@ -24,7 +24,8 @@ metadata object and the key's index shard together. Between the two steps a
 reader sees the new data with the previous metadata; a pending marker in the
 index folder makes queries re-read a key whose write did not finish.
 
-Options: see :mod:`.fsspec_options`.
+Connecting a writable store cleans up after writers that died (see
+:mod:`.fsspec_sweep`). Options: see :mod:`.fsspec_options`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .fsspec_listing import ListingMixin
 from .fsspec_options import HTTP, S3, endpoint_of, filesystem_options, safe_url, secret_values
 from .fsspec_query import QueryMixin
 from .fsspec_reads import ReadMixin
+from .fsspec_sweep import SweepMixin
 from .fsspec_txn import Snapshot, TransactionMixin
 from .keys import check_key
 
@@ -78,7 +80,7 @@ class _Source(io.RawIOBase):
             raise
 
 
-class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, Store):
+class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, SweepMixin, Store):
     """A store kept under a root of any fsspec filesystem; the module docstring has the layout.
 
     Parameters
@@ -199,6 +201,8 @@ class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, Store):
         self._credentials = credentials  # in memory only, for reconnecting
         self._index = MetadataIndex(rfs, self._root + "/.storegui/index",
                                     listable=self.protocol not in HTTP)
+        if not self.readonly and self.protocol not in HTTP:
+            self._sweep()  # what writers that died left behind (see fsspec_sweep)
 
     def _close(self) -> None:
         rfs, self._rfs, self._index = self._rfs, None, None
