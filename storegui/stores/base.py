@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from . import events as ev
 from .errors import InvalidDataError, ReadOnlyError, StoreError, StoreKeyError
+from .importing import restate_derived
 from .keylocks import KeyLocks
 from .keys import check_key, check_prefix, glob_literal_prefix, glob_matcher, split_child
 from .metadata import decode_metadata, encode_metadata, matches, select_fields
@@ -474,11 +475,33 @@ class Store:
                 value.close()
 
     def set_data(self, key: str, data: BinaryIO, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Replace ``key``'s data, keeping its metadata (a new key gets ``{}``)."""
+        """Replace ``key``'s data, keeping its metadata (a new key gets ``{}``).
+
+        Metadata describing the old bytes is not kept as it was: a ``size``
+        becomes the new size, ``sha256`` and ``mtime`` are dropped (see
+        :mod:`.importing`, "Derived metadata never goes stale").
+        """
         key = self._check_key(key)
         self._check_writable(key)
         check_readable(data, key)
-        self._write(key, data, None, buffer_size)
+        self._ensure()
+        with self._key_locks.hold(key):
+            try:
+                current = decode_metadata(self._get_metadata_text(key), key, self)
+            except StoreError:  # a new key, or damaged metadata the write replaces
+                current = {}
+            stripped = restate_derived(current, None)
+            if stripped is current:  # nothing describes the old bytes: keep it as it is
+                self._write(key, data, None, buffer_size)
+                return
+            # One write swaps the bytes and drops the stale figures together;
+            # the new size, known once the data is in, follows.
+            self._write(key, data, encode_metadata(stripped, key), buffer_size)
+            if "size" in current:
+                size = self._stat(key).size
+                if size is not None:
+                    stripped["size"] = size
+                    self._write(key, None, encode_metadata(stripped, key), buffer_size)
 
     def set_metadata(self, key: str, metadata: Mapping[str, Any]) -> None:
         """Replace ``key``'s metadata.

@@ -19,6 +19,22 @@ A file that changes while it is imported (its size, its modification time,
 or it is deleted or replaced) would give a key that matches no version of
 it, so :func:`import_file` checks the open file before and after streaming
 and rolls the import back if anything changed.
+
+Derived metadata never goes stale: ``size``, ``sha256`` and ``mtime``
+(:data:`DERIVED`) describe the bytes the key holds now, on every store, or
+are absent. When the bytes change by another route than an import:
+
+- ``set_data`` (new bytes, metadata kept) records the new ``size`` and drops
+  ``sha256`` and ``mtime`` (the bytes no longer come from that file, and
+  hashing every ``set_data`` would cost what the import's digest costs);
+- a MountedStore pull or push writes the ``size`` of the bytes it copied,
+  and corrects ``sha256`` to the digest of the bytes copied whenever the copy
+  computed one (it does unless the copy is a hard link to the very same
+  file); it never carries a differing value forward;
+- a FileSystemStore value whose blob file was changed by another program
+  (edited in place or replaced: its size, mtime or inode differ from what the
+  write saw) reports the file's current ``size`` and ``mtime`` and no
+  ``sha256``.
 """
 
 from __future__ import annotations
@@ -48,6 +64,25 @@ _ENCODING_TYPES = {
 
 # Facts about the stored bytes: measured while streaming, never taken from the caller.
 _MEASURED = ("size", DIGEST)
+#: Metadata fields that describe a value's bytes: see the module docstring.
+DERIVED = ("size", DIGEST, "mtime")
+
+
+def restate_derived(metadata: dict, size: int | None, digest: str | None = None) -> dict:
+    """``metadata`` with its :data:`DERIVED` fields made true of new bytes.
+
+    ``size`` replaces a recorded size (dropped if None); ``digest`` replaces a
+    recorded sha256 (dropped if None); ``mtime`` is dropped. Fields that were
+    absent stay absent. Returns ``metadata`` itself if it has none of them.
+    """
+    if not any(name in metadata for name in DERIVED):
+        return metadata
+    md = {k: v for k, v in metadata.items() if k not in DERIVED}
+    if "size" in metadata and size is not None:
+        md["size"] = size
+    if DIGEST in metadata and digest is not None:
+        md[DIGEST] = digest
+    return md
 
 
 def media_type(name: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from . import events as ev
 from .copy_threads import HashWorker
 from .errors import StoreError, StoreKeyError, VerificationError
+from .importing import DIGEST
 from .kernel_copy import shared_file_fd
 from .streaming import (
     DEFAULT_BUFFER_SIZE,
@@ -121,6 +122,8 @@ class CheckedCopy:
     size: int
     digest: str | None
     source: Value | None = None
+    #: The sha256 the copy's metadata claims (None if it has none), to correct if untrue.
+    claimed: Any = None
 
 
 def copy_checked(src: Any, src_key: str, dst: Any, dst_key: str, *,
@@ -142,10 +145,16 @@ def copy_checked(src: Any, src_key: str, dst: Any, dst_key: str, *,
     """
     both_local = is_local(src) and is_local(dst)
     value = src.get(src_key)
+    md = value.metadata if metadata is None else metadata
+    # The copy writes the size it copies, never one recorded earlier; a
+    # recorded sha256 is checked against the copy's digest (verify_copy).
+    if "size" in md and value.size is not None and md["size"] != value.size:
+        md = {**md, "size": value.size}
+    claimed = md.get(DIGEST)
     result = copy_from_value(value, src, src_key, dst, dst_key, buffer_size=buffer_size,
                              progress=progress, cancel=cancel,
-                             digest=None if both_local else "sha256", metadata=metadata)
-    return CheckedCopy(result.size, result.digest, value if both_local else None)
+                             digest=None if both_local else "sha256", metadata=md)
+    return CheckedCopy(result.size, result.digest, value if both_local else None, claimed)
 
 
 def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
@@ -169,14 +178,21 @@ def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
     if result.source is not None:
         try:
             with result.source.open() as source, dst.get_data(dst_key) as copy:
-                if same_file(source, copy):
-                    return  # a hard link (see fs_spool): the very same bytes
-                expected, digest = sha256_side_by_side([source, copy], buffer_size, cancel,
-                                                       dst_key, result.size)
+                if same_file(source, copy):  # a hard link (see fs_spool): the very same bytes
+                    if result.claimed is None:
+                        return
+                    # ... whose recorded sha256 is still checked, hashing them once
+                    [expected] = sha256_side_by_side([copy], buffer_size, cancel, dst_key,
+                                                     result.size)
+                    digest = expected
+                else:
+                    expected, digest = sha256_side_by_side([source, copy], buffer_size, cancel,
+                                                           dst_key, result.size)
         finally:
             result.source = None
         what = "the source's is"
     elif result.digest is None or not is_local(dst):
+        _correct_claim(dst, dst_key, result, result.digest)
         return
     else:
         expected, digest = result.digest, sha256_of(dst, dst_key, buffer_size, cancel)
@@ -184,6 +200,14 @@ def verify_copy(dst: Any, dst_key: str, result: CheckedCopy,
     if digest != expected:
         raise VerificationError(
             f"the copy's sha256 is {digest[:16]}… but {what} {expected[:16]}…", dst_key, dst)
+    _correct_claim(dst, dst_key, result, digest)
+
+
+def _correct_claim(dst: Any, dst_key: str, result: CheckedCopy, digest: str | None) -> None:
+    """Replace a recorded sha256 the copied bytes do not have by theirs (see importing)."""
+    if digest is not None and result.claimed is not None and result.claimed != digest:
+        dst.update_metadata(dst_key, {DIGEST: digest})
+        result.claimed = digest
 
 
 def same_file(a: Any, b: Any) -> bool:
