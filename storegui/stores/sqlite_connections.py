@@ -41,6 +41,7 @@ class _ThreadState(threading.local):
         self.garbage: list[int] = []  # blobs to free once the open write commits
         self.new_files: list[str] = []  # value files the open transaction made
         self.holds_lock = False  # in memory: this thread's transaction holds the lock
+        self.sync_at_commit = False  # flush_to_disk was asked inside the open transaction
 
 
 class SqliteConnections:
@@ -285,6 +286,9 @@ class SqliteConnections:
         self._state.new_files.clear()
         self._hold_memory_lock(False)
         self.free_garbage()
+        if self._state.sync_at_commit:
+            self._state.sync_at_commit = False
+            self.sync_to_disk()
 
     def rollback(self, connected: bool) -> None:
         """Roll back this thread's transaction (if still ``connected``: closing rolled it back)."""
@@ -295,6 +299,7 @@ class SqliteConnections:
                         conn.execute("ROLLBACK")
         finally:
             self._state.garbage.clear()
+            self._state.sync_at_commit = False
             self.drop_new_files(0)
             self._hold_memory_lock(False)
 
@@ -319,26 +324,41 @@ class SqliteConnections:
     def sync_to_disk(self) -> None:
         """Make every committed transaction survive a power loss.
 
-        In WAL mode with ``synchronous = NORMAL`` commits are in the ``-wal``
-        file, which SQLite fsyncs only at checkpoints (and the database file
-        after each): one fsync of the ``-wal`` file makes them durable. (A
-        checkpoint would also copy the pages into the database file and
-        fsync both.) Without a WAL, the database file is fsynced.
+        Through SQLite, never through a descriptor of our own: on POSIX,
+        closing any descriptor of the database file drops every ``fcntl``
+        lock this process holds on it, SQLite's included, and another
+        process could then reset the write-ahead log still in use (see
+        ``docs/reliability.md``). So this commits one transaction with
+        ``synchronous = FULL``, which fsyncs the ``-wal`` file: it holds every
+        transaction committed since the last checkpoint, and a checkpoint
+        fsyncs the database file. An empty transaction writes (and syncs)
+        nothing, so it rewrites ``user_version`` with the value it holds.
+        Without a WAL, such a commit syncs the database file.
 
-        Raises ``OSError`` on a disk error.
+        Inside this thread's open transaction nothing can be committed yet:
+        the sync then runs right after that transaction commits.
+
+        Raises
+        ------
+        StoreError
+            The write lock was not free within the busy timeout, or a disk error.
         """
         if self.memory:
             return
-        for name in (self.path + "-wal", self.path):
+        with self.use() as conn:
+            if conn.in_transaction:
+                self._state.sync_at_commit = True
+                return
+            if self.sync != "full":
+                conn.execute("PRAGMA synchronous = FULL")
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
+                with schema.immediate(conn):
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
             finally:
-                os.close(fd)
-            return
+                if self.sync != "full":
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA synchronous = NORMAL")
 
     def _hold_memory_lock(self, hold: bool) -> None:
         state = self._state

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import os
 import sqlite3
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +97,13 @@ def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
 
     Commits do not wait for the disk (``synchronous = NORMAL``: the WAL
     reaches it at checkpoints); see :func:`full_sync` for the other setting.
+
+    Raises
+    ------
+    StoreError
+        The file is shorter than its header says.
+    sqlite3.Error
+        Anything else (the caller translates it).
     """
     if path == ":memory:":
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False,
@@ -115,8 +121,13 @@ def connect(path: str, readonly: bool, timeout: float) -> sqlite3.Connection:
         # Some builds (Debian's) zero every freed page: that makes freeing a large
         # value cost as much as writing it again. Space is reused, not scrubbed.
         conn.execute("PRAGMA secure_delete = OFF")
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        # The first statements read the header: a truncated file fails here.
+        truncated = path != ":memory:" and _corrupt(exc) and _truncated(conn)
         conn.close()
+        if truncated:
+            raise StoreError(f"{describe(path)} is damaged: the file is shorter than its header "
+                             "says (was it truncated by an interrupted copy?)") from None
         raise
     return conn
 
@@ -148,24 +159,45 @@ def check_path(path: str) -> None:
         raise StoreError(f"cannot open {describe(path)}: it is a folder, not a file")
 
 
-def _truncated(path: str) -> bool:
-    """Whether the file is shorter than its header says (and no WAL could hold the rest)."""
-    wal = path + "-wal"
-    if os.path.exists(wal) and os.path.getsize(wal) > 0:
-        return False
+#: SQLite's result code for a damaged file ("database disk image is malformed").
+SQLITE_CORRUPT = 11
+
+
+def _truncated(conn: sqlite3.Connection) -> bool:
+    """Whether the file is shorter than its header says (and no WAL holds the rest).
+
+    Asked of SQLite, never read through a descriptor of our own: on POSIX,
+    closing *any* descriptor of a file drops *every* ``fcntl`` lock this
+    process holds on it, SQLite's included; another process would then take
+    itself for the file's last user and reset the write-ahead log still in
+    use, losing committed writes. SQLite (3.31 on) refuses a file whose
+    header counts more pages than the file (and its WAL) holds as
+    "malformed", unless ``writable_schema`` is on, when it reads what is
+    there: a file that fails the first way and opens the second is
+    truncated. (Older SQLite builds read such a file as far as it goes; what
+    is missing is reported as damage when it is read.)
+    """
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-            size = os.fstat(f.fileno()).st_size
-    except OSError:
+        conn.execute("PRAGMA page_count").fetchone()
         return False
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        return False
-    page_size = struct.unpack(">H", header[16:18])[0]
-    page_size = 65536 if page_size == 1 else page_size
-    change_counter, pages = struct.unpack(">II", header[24:32])
-    valid_for = struct.unpack(">I", header[92:96])[0]
-    return valid_for == change_counter and pages * page_size > size
+    except sqlite3.DatabaseError as exc:
+        if not _corrupt(exc):
+            return False  # not a database at all: prepare() says so
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute("PRAGMA page_count").fetchone()
+    except sqlite3.DatabaseError:
+        return False  # damaged some other way
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    return True
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == SQLITE_CORRUPT
+    return "malformed" in str(exc)
 
 
 def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> int:
@@ -180,9 +212,6 @@ def prepare(conn: sqlite3.Connection, path: str, readonly: bool) -> int:
         program's database, or was written by a newer storegui.
     """
     where = describe(path)
-    if path != ":memory:" and _truncated(path):
-        raise StoreError(f"{where} is damaged: the file is shorter than its header says "
-                         "(was it truncated by an interrupted copy?)")
     try:
         version, app_id, tables = _read_header(conn)
     except sqlite3.DatabaseError as exc:
