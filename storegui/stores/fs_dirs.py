@@ -112,12 +112,19 @@ def lock_file(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+#: The ending of a temp file's name given only once its writer holds its flock.
+HELD = ".held"
+
+
 def is_abandoned(dir_fd: int, name: str, min_age: float) -> bool:
     """Whether the temp file (or transaction folder's ``lock``) ``name`` was left by a dead writer.
 
     A live writer holds an exclusive ``flock`` on it for as long as it works;
     ``min_age`` seconds since the last change cover the instant between
-    creating the file and locking it.
+    creating the file and locking it. A temp file named ``*.held`` got
+    that name only once locked (:func:`.fs_spool.new_temp`),
+    so unlocked it is dead at any age: a killed import's whole-size temp file
+    goes at the next connect, not a minute later.
     """
     try:
         fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
@@ -128,9 +135,12 @@ def is_abandoned(dir_fd: int, name: str, min_age: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # somebody holds it: in use
+        if name.endswith(HELD):
+            return True
         return time.time() - os.fstat(fd).st_mtime > min_age
     finally:
         os.close(fd)
+
 
 
 def remove_flat_dir(parent_fd: int, name: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .fs_dirs import lock_file, write_all
+from .fs_dirs import HELD, lock_file, write_all
 from .kernel_copy import shared_file_fd
 from .streaming import ProgressReader
 
@@ -28,13 +28,33 @@ NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def new_temp(tmp_fd: int, kind: str) -> tuple[int, str]:
-    """A new temp file ``<kind>-<32 hex>.tmp`` in ``tmp_fd``, ``flock``-ed: (descriptor, name)."""
-    name = f"{kind}-{secrets.token_hex(16)}.tmp"
-    fd = os.open(name, NEW_FILE, 0o666, dir_fd=tmp_fd)
-    with contextlib.suppress(OSError):
-        # no flock (some network filesystems): the age rule still protects it
+    """A new temp file ``<kind>-<32 hex>.held`` in ``tmp_fd``, ``flock``-ed: (descriptor, name).
+
+    The file is created as ``<kind>-<32 hex>.tmp`` and gets its ``.held`` name
+    only once locked, so a ``.held`` file nobody holds a lock on was left by a
+    dead writer whatever its age (:func:`.fs_dirs.is_abandoned` removes it at
+    the next connect); a ``.tmp`` one is empty, or has no lock at all (no
+    ``flock`` here), and is covered by the age rule.
+    """
+    token = secrets.token_hex(16)
+    fresh = f"{kind}-{token}.tmp"
+    fd = os.open(fresh, NEW_FILE, 0o666, dir_fd=tmp_fd)
+    return fd, _lock_and_name(tmp_fd, fd, fresh, f"{kind}-{token}{HELD}")
+
+
+def _lock_and_name(tmp_fd: int, fd: int, fresh: str, name: str) -> str:
+    """Lock the new temp file ``fresh`` (open at ``fd``), then rename it ``name``; its name."""
+    try:
         lock_file(fd)
-    return fd, name
+    except OSError:
+        return fresh  # no flock (some network filesystems): the age rule protects it
+    try:
+        os.rename(fresh, name, src_dir_fd=tmp_fd, dst_dir_fd=tmp_fd)
+    except BaseException:
+        os.close(fd)
+        remove_temp(tmp_fd, fresh)
+        raise
+    return name
 
 
 def remove_temp(tmp_fd: int, name: str) -> None:
@@ -56,7 +76,7 @@ class Spooled:
     @property
     def blob(self) -> str:
         """The blob name the temp file gets (its random token)."""
-        return self.name[len("blob-"):-len(".tmp")]
+        return self.name[len("blob-"):len("blob-") + 32]
 
 
 def spool(
@@ -104,26 +124,26 @@ def spool(
 def _link(data: ProgressReader, tmp_fd: int, fail: Callable[[OSError], Exception],
           fsync: bool) -> Spooled | None:
     """A temp file hard-linked to the value file ``data`` reads, or None if that cannot be."""
-    name = f"blob-{secrets.token_hex(16)}.tmp"
+    token = secrets.token_hex(16)
+    name = fresh = f"blob-{token}.tmp"
     try:
         # small values live inside their record: those are read as usual
-        size = data.link_into(tmp_fd, name, min_size=INLINE_MAX + 1)
+        size = data.link_into(tmp_fd, fresh, min_size=INLINE_MAX + 1)
     except BaseException:
-        remove_temp(tmp_fd, name)
+        remove_temp(tmp_fd, fresh)
         raise
     if size is None:
         return None
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp_fd)
+        fd = os.open(fresh, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp_fd)
     except OSError as exc:
-        remove_temp(tmp_fd, name)
+        remove_temp(tmp_fd, fresh)
         raise fail(exc) from None
     try:
         # As for any temp file, the lock (and a fresh mtime until it is held)
         # keeps another process's clean-up of abandoned temp files away.
         os.utime(fd)
-        with contextlib.suppress(OSError):
-            lock_file(fd)
+        name = _lock_and_name(tmp_fd, fd, fresh, f"blob-{token}{HELD}")
         if fsync:  # the source store may not have made it durable ("normal" sync)
             os.fsync(fd)
         return Spooled(os.fstat(fd).st_size, b"", fd, name)
