@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Long run of the crash-safety harness: many SIGKILLed pushes, pulls and imports.
+"""Long run of the crash-safety harness: many SIGKILLed pushes, pulls, imports and writers.
 
 Runs the trials of ``tests/reliability/crash_trials.py`` (the same logic as
 ``tests/reliability/test_crash_safety.py``, which runs only a few) and prints,
@@ -9,6 +9,11 @@ the orphaned blobs (removed by ``collect_garbage``)::
 
     python tools/crash_harness.py --trials 30
     python tools/crash_harness.py --trials 100 --scenario import-into-fs --seed 42
+    python tools/crash_harness.py --trials 50 --scenario two-writers-sqlite
+
+``two-writers-sqlite`` runs two writers on one SQLite store file at once (one
+keeping the store open, one opening and closing it per operation) and kills
+one of them: everything either acknowledged before the kill must be there.
 
 Exit status 1 if any trial failed; failed trial folders are kept with
 ``--keep-failed``.

@@ -1,4 +1,4 @@
-"""Child process of the crash-safety harness: runs one push, pull or import until it is killed.
+"""Child process of the crash-safety harness: runs one push, pull, import or writer until killed.
 
 The parent (:mod:`crash_trials`) starts ``python crash_child.py`` with
 ``PYTHONPATH`` pointing at the storegui it tests. The child imports the
@@ -10,7 +10,7 @@ parent start the next child while it checks the last trial.)
 
 Command fields:
 
-``op``           "push", "pull" or "import"
+``op``           "push", "pull", "import" or "write-keys"
 ``mount``        ``[kind, path]`` of the mount store (push / pull); kind "fs" or "sqlite"
 ``backing``      ``[kind, path]`` of the backing store (push / pull)
 ``mount_point``  the MountedStore's mount point
@@ -20,6 +20,11 @@ Command fields:
 ``key``          import: the key; ``source``: the file
 ``buffer_size``  bytes per chunk
 ``crash_at``     optional: a point where the child kills itself (see :data:`CRASH_POINTS`)
+``db``           write-keys: the SQLite store file; ``name`` the writer's key prefix;
+                 ``count`` keys per thread; ``mode`` "long" (one store open throughout,
+                 ``threads`` writer threads) or "short" (a store opened and closed for each
+                 operation); each acknowledged operation is printed as ``ack KEY VERSION``
+                 (see :mod:`sharing_worker`)
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ import signal
 import sys
 import time
 from typing import Any
+
+# This script's folder is on sys.path: the writers of the sharing tests.
+from sharing_worker import Output, long_lived, short_lived
 
 from storegui.stores.filesystem import FileSystemStore
 from storegui.stores.importing import import_file
@@ -84,6 +92,15 @@ def _arm(point: str | None, stores: dict[str, Any]) -> None:
 def run(command: dict) -> None:
     """Open the stores of ``command`` and run its operation (printing ``start`` first)."""
     size = int(command.get("buffer_size", 64 * 1024))
+    if command["op"] == "write-keys":
+        out = Output()
+        out.line("start")
+        if command["mode"] == "long":
+            long_lived(command["db"], command["name"], int(command["threads"]),
+                       int(command["count"]), 0.0, out)
+        else:
+            short_lived(command["db"], command["name"], int(command["count"]), out)
+        return
     if command["op"] == "import":
         store = open_kind(command["store"])
         store.connect()

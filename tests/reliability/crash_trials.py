@@ -1,4 +1,4 @@
-"""Crash-safety trials: kill a push, pull or import with SIGKILL and check nothing was lost.
+"""Crash-safety trials: kill a push, pull, import or writer with SIGKILL; check nothing was lost.
 
 Each trial builds fresh stores in its own folder, starts :mod:`crash_child`
 on them, kills it with SIGKILL after a random delay (seeded) within the
@@ -10,6 +10,13 @@ checks (see :mod:`crash_checks`):
   whole version it held before or the one being written;
 - the stores open without repair, and what the killed child left behind
   (temp files, undo folders, pending blobs) is gone after the next connect.
+
+The ``two-writers-sqlite`` scenario (:class:`SharingTrial`) runs two writer
+children on one SQLite store file at once, one keeping the store open with
+two threads and one opening and closing it for each operation (as the app
+and ``storegui put`` do), and kills one of them (which one is drawn): every
+operation the survivor acknowledged, and every one the killed child
+acknowledged before the kill, must be there, its key found by its metadata.
 
 ``tests/reliability/test_crash_safety.py`` runs a few trials per scenario;
 ``tools/crash_harness.py --trials N`` runs many.
@@ -23,22 +30,25 @@ import random
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storegui.stores.errors import StoreError
 from storegui.stores.filesystem import FileSystemStore
 from storegui.stores.importing import file_metadata
 from storegui.stores.sqlite import SqliteStore
 
-from .child_processes import CHILD_DEADLINE, ChildPool
+from .child_processes import CHILD_DEADLINE, Child, ChildPool
 from .crash_checks import (
     Seen,
     fs_temp_files_before_connect,
     inspect_store,
     leftovers_after_connect,
 )
+from .sharing_worker import data_for, metadata_for, operations
 
 KINDS = ("fs", "sqlite")
 MOUNT_POINT = "m/"
@@ -58,6 +68,8 @@ class Scenario:
 
     @property
     def name(self) -> str:
+        if self.op == "share":
+            return f"two-writers-{self.mount}"
         if self.op == "import":
             return f"import-into-{self.mount}"
         return f"{self.op}-{self.mount}-mount-{self.backing}-backing"
@@ -67,6 +79,7 @@ SCENARIOS = (
     [Scenario("push", m, b) for m in KINDS for b in KINDS]
     + [Scenario("pull", m, b) for m in KINDS for b in KINDS]
     + [Scenario("import", k) for k in KINDS]
+    + [Scenario("share", "sqlite")]
 )
 
 
@@ -274,12 +287,214 @@ def _judge(key: str, label: str, seen: Seen | None, allowed: list[Seen],
     return [f"{key!r} in the {label} store is {seen.describe()}; expected {want}"]
 
 
-def run_trial(trial: Trial, pool: ChildPool, delay: float | None) -> TrialResult:
+#: Keys per writer thread (long-lived writer) or per writer (short-lived), and the threads
+#: of the long-lived one: the two take about as long.
+SHARE_KEYS = {"long": 150, "short": 40}
+SHARE_THREADS = 2
+
+
+class SharingTrial:
+    """Two writer children on one SQLite store file; one of them is killed (see the module doc).
+
+    ``acks`` maps each writer ("victim", "survivor") to the last version it
+    acknowledged of each key (0: deleted).
+    """
+
+    def __init__(self, scenario: Scenario, folder: str, rng: random.Random) -> None:
+        self.scenario = scenario
+        self.folder = folder
+        self.db = os.path.join(folder, "shared.db")
+        self.modes = {"victim": rng.choice(("long", "short"))}
+        self.modes["survivor"] = "short" if self.modes["victim"] == "long" else "long"
+        self.acks: dict[str, dict[str, int]] = {"victim": {}, "survivor": {}}
+        self.errors: list[str] = []
+        self.prepared = False
+
+    def prepare(self) -> None:
+        """An existing store, closed cleanly (no ``-wal`` file), as writers usually find it."""
+        self.prepared = True
+        with SqliteStore(self.db):
+            pass
+
+    def command(self, writer: str) -> dict:
+        """The command of ``writer``'s child."""
+        mode = self.modes[writer]
+        return {"op": "write-keys", "db": self.db, "name": writer, "mode": mode,
+                "threads": SHARE_THREADS, "count": SHARE_KEYS[mode]}
+
+    def keys(self, writer: str) -> list[tuple[str, int]]:
+        """Every key ``writer`` writes, with its index (which says its operations)."""
+        count = SHARE_KEYS[self.modes[writer]]
+        if self.modes[writer] == "short":
+            return [(f"{writer}/k{i:05d}", i) for i in range(count)]
+        return [(f"{writer}/t{t}/k{i:05d}", i) for t in range(SHARE_THREADS)
+                for i in range(count)]
+
+    def check(self, completed: bool) -> tuple[list[str], int, int]:
+        """(problems, 0, 0): every acknowledged operation visible, the store sound.
+
+        ``completed``: the victim ran to its end, so all its operations are due.
+        """
+        problems = list(self.errors)
+        store = SqliteStore(self.db)
+        try:
+            store.connect()  # as a user would: no repair step
+        except StoreError as exc:
+            return [f"the store does not open after the kill: {exc}"], 0, 0
+        try:
+            known: set[str] = set()
+            for writer in ("survivor", "victim"):
+                done = completed or writer == "survivor"
+                unacknowledged = 0
+                for key, index in self.keys(writer):
+                    known.add(key)
+                    steps = operations(index)
+                    acked = self.acks[writer].get(key)
+                    at = steps.index(acked) if acked is not None else -1
+                    if done:
+                        allowed = [steps[-1]]
+                    else:  # the operation after the last acknowledged one may have run
+                        allowed = ([steps[at]] if at >= 0 else [0]) + steps[at + 1:at + 2]
+                    state, problem = _key_state(store, key)
+                    if problem:
+                        problems.append(f"{writer}: {key!r} {problem}")
+                    elif state not in allowed:
+                        problems.append(f"{writer}: {key!r} is {_describe(state)}; its last "
+                                        f"acknowledged operation left {_describe(allowed[0])}")
+                    unacknowledged += acked is None and state != 0
+                if unacknowledged > SHARE_THREADS:
+                    problems.append(f"{writer}: {unacknowledged} keys written but never "
+                                    "acknowledged (at most one per thread was in progress)")
+            extra = sorted(set(store.keys()) - known)
+            if extra:
+                problems.append(f"the store holds keys nobody wrote: {extra[:5]}")
+        except StoreError as exc:
+            problems.append(f"the store cannot be read after the kill: {exc}")
+        finally:
+            store.disconnect()
+        _, bad = leftovers_after_connect("sqlite", self.db, "shared")
+        return problems + bad, 0, 0
+
+
+def _describe(version: int) -> str:
+    return "absent" if version == 0 else f"version {version}"
+
+
+def _key_state(store: SqliteStore, key: str) -> tuple[int, str | None]:
+    """(the version ``key`` holds, 0 if none; what is wrong with it, if anything)."""
+    by_tag = list(store.query_keys(tag=key))
+    if not store.exists(key):
+        return 0, f"is deleted but the index still finds it: {by_tag}" if by_tag else None
+    value = store.get(key)
+    with value.data as stream:
+        data = stream.read()
+    version = value.metadata.get("v")
+    if version not in (1, 2) or value.metadata != metadata_for(key, version):
+        return -1, f"holds metadata {value.metadata} of no version"
+    if data != data_for(key, version):
+        return version, f"holds data that is not that of its version {version}"
+    if by_tag != [key]:
+        return version, f"is not found by its metadata: tag={key!r} gives {by_tag}"
+    return version, None
+
+
+class _Lines(threading.Thread):
+    """Reads a child's output lines (whole lines only) until it exits."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__(daemon=True)
+        self.child = child
+        self.lines: list[str] = []
+        self.started = threading.Event()
+
+    def run(self) -> None:
+        with open(self.child.proc.stdout.fileno(), "rb", closefd=False) as out:
+            for raw in out:
+                if raw.endswith(b"\n"):  # a line cut by the kill is no acknowledgement
+                    line = raw.decode().strip()
+                    self.lines.append(line)
+                    if line == "start":
+                        self.started.set()
+        self.started.set()
+
+
+def run_sharing(trial: SharingTrial, pool: ChildPool, delay: float | None) -> TrialResult:
+    """Run both writers of ``trial`` at once; SIGKILL the victim ``delay`` s after it starts.
+
+    The victim's ``done`` line gives ``elapsed``; the survivor always runs to its end.
+    """
+    if not trial.prepared:
+        trial.prepare()
+    result = TrialResult(trial.scenario.name, delay, False, folder=trial.folder)
+    children = {"survivor": pool.take(), "victim": pool.take()}
+    readers = {}
+    try:
+        for writer, child in children.items():
+            child.proc.stdin.write((json.dumps(trial.command(writer)) + "\n").encode())
+            child.proc.stdin.close()
+            readers[writer] = _Lines(child)
+            readers[writer].start()
+        for writer, reader in readers.items():
+            if not reader.started.wait(CHILD_DEADLINE) or "start" not in reader.lines:
+                result.problems.append(f"the {writer} failed before starting: "
+                                       f"{children[writer].errors()}")
+        victim = children["victim"].proc
+        if delay is not None and not result.problems:
+            try:
+                victim.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                victim.kill()  # SIGKILL
+                result.killed = True
+        for writer, child in children.items():
+            try:
+                child.proc.wait(timeout=CHILD_DEADLINE)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                result.problems.append(f"the {writer} did not finish in time")
+            readers[writer].join(CHILD_DEADLINE)
+        for writer, reader in readers.items():
+            for line in reader.lines:
+                kind, _, rest = line.partition(" ")
+                if kind == "ack":
+                    key, version = rest.rsplit(" ", 1)
+                    trial.acks[writer][key] = int(version)
+                elif kind == "error":
+                    trial.errors.append(f"{writer}: a write failed: {rest}")
+                elif kind == "done" and writer == "victim":
+                    result.elapsed = float(rest)
+        if result.elapsed is not None:
+            result.killed = False  # any kill came after the writer had finished
+        survivor = children["survivor"].proc
+        if survivor.returncode != 0:
+            result.problems.append(f"the survivor failed (exit {survivor.returncode}): "
+                                   f"{children['survivor'].errors()}")
+        if not result.killed and victim.returncode != 0:
+            result.problems.append(f"the victim failed (exit {victim.returncode}): "
+                                   f"{children['victim'].errors()}")
+    finally:
+        for child in children.values():
+            child.close()
+    return result
+
+
+def new_trial(scenario: Scenario, folder: str, payloads: Payloads,
+              rng: random.Random) -> Trial | SharingTrial:
+    """The trial of ``scenario`` in ``folder``."""
+    if scenario.op == "share":
+        return SharingTrial(scenario, folder, rng)
+    return Trial(scenario, folder, payloads, rng)
+
+
+def run_trial(trial: Trial | SharingTrial, pool: ChildPool,
+              delay: float | None) -> TrialResult:
     """Run ``trial``'s operation in a child, SIGKILL it ``delay`` seconds after it starts, check.
 
     ``delay`` None lets it run to the end (or to its own crash point).
     """
-    result = run_child(trial, pool, delay)
+    if isinstance(trial, SharingTrial):
+        result = run_sharing(trial, pool, delay)
+    else:
+        result = run_child(trial, pool, delay)
     problems, result.leftovers, result.orphan_blobs = trial.check(result.elapsed is not None)
     result.problems += problems
     return result
@@ -390,7 +605,7 @@ def run_scenario(scenario: Scenario, trials: int, seed: int, workdir: str,
                     summary.duration = statistics.median(durations)
             folder = os.path.join(workdir, f"{scenario.name}-{i}")
             os.makedirs(folder)
-            trial = Trial(scenario, folder, payloads, rng)
+            trial = new_trial(scenario, folder, payloads, rng)
             result = run_trial(trial, pool, rng.uniform(0, 1.2 * summary.duration))
             summary.results.append(result)
             if not (keep_failed and result.problems):
@@ -406,8 +621,9 @@ def _uninterrupted(scenario: Scenario, workdir: str, payloads: Payloads, pool: C
     """A run that is not killed and moves every key (nothing to skip), checked at its end."""
     folder = os.path.join(workdir, f"{scenario.name}-timing-{n}")
     os.makedirs(folder)
-    trial = Trial(scenario, folder, payloads, rng)
-    trial.older, trial.overwrite = set(), True
+    trial = new_trial(scenario, folder, payloads, rng)
+    if isinstance(trial, Trial):
+        trial.older, trial.overwrite = set(), True
     result = run_trial(trial, pool, None)
     if not result.problems:
         shutil.rmtree(folder, ignore_errors=True)

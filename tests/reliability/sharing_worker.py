@@ -130,13 +130,16 @@ class _OneShot:
         self.store.disconnect()
 
 
-def long_lived(db: str, name: str, threads: int, most: int, pause: float,
-               out: Output) -> None:
-    """Keep one store open; ``threads`` writers and a reader until stdin closes."""
+def long_lived(db: str, name: str, threads: int, most: int, pause: float, out: Output,
+               stop: threading.Event | None = None) -> None:
+    """Keep one store open; ``threads`` writers and a reader until ``stop`` is set.
+
+    Each writer handles at most ``most`` keys.
+    """
     store = SqliteStore(db)
     store.connect()
     shared = _Shared(store)
-    stop = threading.Event()
+    stop = stop or threading.Event()
     first = threading.Event()
     problems: list[str] = []
 
@@ -163,15 +166,10 @@ def long_lived(db: str, name: str, threads: int, most: int, pause: float,
             if stop.wait(0.01):
                 return
 
-    def watch_stdin() -> None:
-        sys.stdin.read()  # returns when the parent closes our stdin
-        stop.set()
-
     # The thread that connected writes too, as the app's does: its connection
     # is the one set up by the connect.
     workers = [threading.Thread(target=writer, args=(t,)) for t in range(1, threads)]
     workers.append(threading.Thread(target=reader))
-    threading.Thread(target=watch_stdin, daemon=True).start()
     for w in workers:
         w.start()
 
@@ -200,7 +198,14 @@ def main(argv: list[str]) -> int:
     out = Output()
     mode, db, name = argv[1], argv[2], argv[3]
     if mode == "long":
-        long_lived(db, name, int(argv[4]), int(argv[5]), int(argv[6]) / 1000, out)
+        stop = threading.Event()
+
+        def watch_stdin() -> None:
+            sys.stdin.read()  # returns when the parent closes our stdin
+            stop.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        long_lived(db, name, int(argv[4]), int(argv[5]), int(argv[6]) / 1000, out, stop)
     else:
         short_lived(db, name, int(argv[4]), out)
     out.line("end")
