@@ -468,7 +468,7 @@ def run_sharing(trial: SharingTrial, pool: ChildPool, delay: float | None) -> Tr
         if survivor.returncode != 0:
             result.problems.append(f"the survivor failed (exit {survivor.returncode}): "
                                    f"{children['survivor'].errors()}")
-        if not result.killed and victim.returncode != 0:
+        if result.elapsed is None and not result.killed:  # killed after "done" is fine
             result.problems.append(f"the victim failed (exit {victim.returncode}): "
                                    f"{children['victim'].errors()}")
     finally:
@@ -597,7 +597,7 @@ def run_scenario(scenario: Scenario, trials: int, seed: int, workdir: str,
     try:
         for i in range(trials):
             if i % 10 == 0:
-                timed = _uninterrupted(scenario, workdir, payloads, pool, rng, len(durations))
+                timed = _uninterrupted(scenario, workdir, payloads, pool, rng, i)
                 if timed.problems:
                     summary.results.append(timed)
                 elif timed.elapsed is not None:
