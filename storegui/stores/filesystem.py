@@ -42,8 +42,10 @@ store's blob file on the same filesystem becomes a hard link to that file
 its key only removes its own link.
 
 Abandoned temp files (a killed writer) are removed at the next connect: those
-no process holds an ``flock`` on and unchanged for a minute, so a write in
-progress in another process is never disturbed (:mod:`.fs_layout`).
+no process holds an ``flock`` on, whatever their age once named ``*.held``
+(renamed so only after their writer locked them), else unchanged for a minute;
+a write in progress in another process is never disturbed (:mod:`.fs_layout`,
+:func:`.fs_dirs.is_abandoned`).
 
 Transactions roll back: the first change of a key hard-links its old record
 into ``trash/``; rollback renames it back (and removes records of keys that
@@ -69,7 +71,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from .base import Store, Transaction, check_sync
-from .errors import StoreError, StoreKeyError
+from .errors import StoreError, StoreKeyError, no_room_reason, write_error
 from .fs_dirs import MISSING, READ_FLAGS, flush_filesystem, open_dir, prune_dirs, write_all
 from .fs_layout import StoreDirs, open_store_dir
 from .fs_listing import list_entries, walk_keys
@@ -183,6 +185,8 @@ class FileSystemStore(Store):
         return key_names(key, self.portable)
 
     def _fail(self, exc: OSError, key: str, action: str) -> StoreError:
+        if action == "write" and no_room_reason(exc) is not None:
+            return write_error(exc, key, self)
         if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and action != "read"):
             why = "a symbolic link or a file is in the way (links are never followed)"
         else:

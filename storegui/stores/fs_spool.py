@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .errors import no_room_reason
 from .fs_dirs import HELD, lock_file, write_all
 from .kernel_copy import shared_file_fd
 from .streaming import ProgressReader
@@ -106,7 +107,14 @@ def spool(
     try:
         _write(fd, head, fail)
         if isinstance(data, ProgressReader):
-            data.copy_into_fd(fd, buffer_size)
+            try:
+                data.copy_into_fd(fd, buffer_size)
+            except OSError as exc:
+                # The kernel copy mixes the source's errors with ours; only a lack of
+                # room is certainly the store's.
+                if no_room_reason(exc) is None:
+                    raise
+                raise fail(exc) from None
         while chunk := data.read(buffer_size):
             _write(fd, chunk, fail)
         if fsync:

@@ -1,8 +1,8 @@
 """The clean-up of SqliteStore's value-file folder (see :mod:`.sqlite_files`).
 
 At each writable connect (:meth:`ValueFilesSweep.sweep`) it removes temp
-files that no process holds an ``flock`` on and that are unchanged for a
-minute (FileSystemStore's rule, :func:`.fs_dirs.is_abandoned`); and value
+files that no process holds an ``flock`` on (at any age once named ``*.held``,
+else unchanged for a minute: FileSystemStore's rule, :func:`.fs_dirs.is_abandoned`); and value
 files no ``blobs`` row names whose writer is gone: its lock file is missing
 or not locked. A writer's files are known by its lock rather than by a lock
 on each file, since a transaction may hold thousands of new files,

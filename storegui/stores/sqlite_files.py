@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .errors import StoreError
+from .errors import StoreError, no_room_reason, write_error
 from .fs_records import FdHandle
 from .kernel_copy import link_shared_file, shared_file_fd
 from .sqlite_file_streams import ValueFileStream, file_value, open_value_stream, remaining_size
@@ -134,6 +134,8 @@ class ValueFiles(ValueFilesSweep):
     # ------------------------------------------------------------------ folder and lock
 
     def _fail(self, exc: OSError, what: str, key: str | None = None) -> StoreError:
+        if key is not None and no_room_reason(exc) is not None:
+            return write_error(exc, key, self._store)
         return StoreError(f"cannot {what} in {self.folder}: {exc.strerror or exc}", key,
                           self._store)
 

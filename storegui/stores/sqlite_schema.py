@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import NotConnectedError, ReadOnlyError, StoreError
+from .errors import DiskFullError, NotConnectedError, ReadOnlyError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def translate(exc: Exception, path: str, timeout: float, store: Any = None) -> S
     if "readonly" in low or "read-only" in low:
         return ReadOnlyError(f"{where} is read-only here: {text}", store=store)
     if "full" in low:
-        return StoreError(f"{where} cannot grow: the disk is full ({text})", store=store)
+        return DiskFullError(f"{where} cannot grow: the disk is full ({text})", store=store)
     if "not a database" in low:
         return StoreError(f"{where} is not a usable SQLite database ({text})", store=store)
     if "malformed" in low or "corrupt" in low:

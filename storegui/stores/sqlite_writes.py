@@ -166,8 +166,10 @@ class SqliteWrites:
 
         See ``Store.flush_to_disk``. The value files of ``keys`` (with None:
         every value file this store wrote since the last flush) and their
-        folder are fsynced, then the ``-wal`` file, which holds every
-        committed transaction. Missing keys are skipped.
+        folder are fsynced, then SQLite syncs the ``-wal`` file, which holds
+        every committed transaction (one commit with ``synchronous = FULL``:
+        never through a descriptor of ours, whose close would drop SQLite's
+        locks). Missing keys are skipped.
 
         Raises
         ------
