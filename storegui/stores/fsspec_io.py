@@ -421,7 +421,9 @@ class RemoteFS:
         if await self.head(src) is None:
             return False, None
         self.copy(src, dst)
-        return True, None
+        # Elsewhere a tag is (size, modified time): the copy's own, which only it can tell.
+        info = await self.head(dst)
+        return True, info.tag if info else None
 
     # ------------------------------------------------------------------ multipart uploads
 

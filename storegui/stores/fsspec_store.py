@@ -449,7 +449,8 @@ class FsspecStore(ReadMixin, ListingMixin, QueryMixin, TransactionMixin, SweepMi
             record = json.loads(raw)
         except ValueError:
             return raw
-        if not isinstance(record, dict) or record.get("etag") != old_tag:
+        # Compared as JSON has them: a (size, time) tag is a list once recorded.
+        if not isinstance(record, dict) or record.get("etag") != json.loads(json.dumps(old_tag)):
             return raw
         record["etag"] = new_tag
         return json.dumps(record, ensure_ascii=False).encode()

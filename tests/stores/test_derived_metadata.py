@@ -51,12 +51,8 @@ def test_set_data_never_keeps_the_old_bytes_figures(subject, tmp_path, new_size)
     assert store.get_metadata(subject.key("fresh")) == {}
 
 
-def test_set_data_in_a_transaction_rolls_back_the_figures_too(subject, request):
+def test_set_data_in_a_transaction_rolls_back_the_figures_too(subject):
     store, key = subject.store, subject.key("k")
-    if type(store).__name__ == "FsspecStore":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "FsspecStore's rollback after two writes of one key in a transaction restores "
-            "the old data but not all of the old metadata (also with set then set_metadata)")))
     store.set(key, (io.BytesIO(b"abc"), {"size": 3, "sha256": "0" * 64}))
     with pytest.raises(RuntimeError), store.transaction("t"):
         store.set_data(key, io.BytesIO(b"abcdef"))
