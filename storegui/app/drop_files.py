@@ -27,6 +27,7 @@ from typing import Any
 from ..stores.errors import InvalidKeyError, StoreError
 from ..stores.importing import DIGEST, import_file, media_type
 from ..stores.keys import check_key
+from ..stores.sqlite_schema import refuse_in_use
 from ..stores.streaming import CancelToken
 
 Progress = Callable[[int, "int | None"], None]
@@ -312,6 +313,10 @@ class _Unreadable(Exception):
 
 def _read_small(path: str, expected: int) -> tuple[bytes, os.stat_result]:
     """The whole file and its status; raises _Unreadable if it is not a stable regular file."""
+    try:
+        refuse_in_use(path)
+    except StoreError as exc:
+        raise _Unreadable(str(exc)) from None
     try:
         # O_NONBLOCK: a file replaced by a named pipe must not hang the import.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))

@@ -30,6 +30,7 @@ from .importing import restate_derived
 from .keylocks import KeyLocks
 from .keys import check_key, check_prefix, glob_literal_prefix, glob_matcher, split_child
 from .metadata import decode_metadata, encode_metadata, matches, select_fields
+from .sqlite_schema import refuse_in_use
 from .streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable, copy_stream
 from .value import Entry, Value
 
@@ -608,7 +609,14 @@ class Store:
         metadata: Mapping[str, Any] | None = None,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
     ) -> None:
-        """Store the file at ``path`` as ``key``'s data (with ``metadata`` if given)."""
+        """Store the file at ``path`` as ``key``'s data (with ``metadata`` if given).
+
+        Raises
+        ------
+        StoreError
+            ``path`` is the database file of an SQLite store open in this process.
+        """
+        refuse_in_use(path)
         with open(path, "rb") as f:
             if metadata is None:
                 self.set_data(key, f, buffer_size)

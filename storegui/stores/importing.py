@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import StoreError
+from .sqlite_schema import refuse_in_use
 from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, ProgressReader
 
 DIGEST = "sha256"
@@ -180,6 +181,7 @@ def import_file(
         StoreError also if the file changed, or was deleted or replaced,
         while it was being read.
     """
+    refuse_in_use(path)
     with open(path, "rb") as f:
         before = os.fstat(f.fileno())
         md = file_metadata(path)

@@ -123,6 +123,8 @@ class SqliteConnections:
             self._memory_image, self._memory_conn = None, conn
             return
         with self._registry_lock:
+            if not self._open:
+                schema.hold_in_use(self.path)
             self._generation += 1
             self._open = True
             self._open_conns.add(conn)
@@ -156,10 +158,12 @@ class SqliteConnections:
                     conn.close()
             return
         with self._registry_lock:
+            was_open, self._open = self._open, False
             self._generation += 1
-            self._open = False
             conns = list(self._open_conns)
             self._open_conns.clear()
+        if was_open:
+            schema.release_in_use(self.path)
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

@@ -27,6 +27,8 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,47 @@ SCHEMA = (
         PRIMARY KEY (name, value, key_id)
     ) WITHOUT ROWID""",
 )
+
+
+#: Real paths of the database files this process has open through SQLite. Our own
+#: code must never open (and so close) one of them, nor its ``-wal``/``-shm``/
+#: ``-journal``: closing any descriptor of a file drops all of the process's
+#: ``fcntl`` locks on it, SQLite's included, and another process may then reset
+#: a write-ahead log still in use (acknowledged writes lost).
+_IN_USE: Counter[str] = Counter()
+_IN_USE_LOCK = threading.Lock()
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def hold_in_use(path: str) -> None:
+    """Note that this process has the database file ``path`` open (see :func:`refuse_in_use`)."""
+    with _IN_USE_LOCK:
+        _IN_USE[os.path.realpath(path)] += 1
+
+
+def release_in_use(path: str) -> None:
+    """Undo one :func:`hold_in_use`."""
+    real = os.path.realpath(path)
+    with _IN_USE_LOCK:
+        _IN_USE[real] -= 1
+        if _IN_USE[real] <= 0:
+            del _IN_USE[real]
+
+
+def refuse_in_use(path: str | os.PathLike, what: str = "import") -> None:
+    """Raise StoreError if ``path`` is a database file (or companion) this process has open.
+
+    Reading such a file with our own descriptor would drop SQLite's locks on
+    it when that descriptor closes.
+    """
+    real = os.path.realpath(os.fspath(path))
+    names = {real} | {real[: -len(s)] for s in _COMPANIONS if real.endswith(s)}
+    with _IN_USE_LOCK:
+        busy = next((name for name in names if name in _IN_USE), None)
+    if busy is not None:
+        raise StoreError(f"cannot {what} {os.fspath(path)}: it is (part of) {describe(busy)}, "
+                         "open in this program; reading it here would disturb the store. "
+                         "Close the store first, or copy the file with another tool")
 
 
 class _Connection(sqlite3.Connection):

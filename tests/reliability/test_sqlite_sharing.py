@@ -435,3 +435,25 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_importing_an_open_stores_own_database_file_is_refused(tmp_path):
+    # Reading it through a descriptor of ours would drop SQLite's locks when it closes.
+    from storegui.stores import MemoryStore, SqliteStore, StoreError
+    from storegui.stores.importing import import_file
+
+    db = tmp_path / "s.db"
+    store = SqliteStore(str(db))
+    store.connect()
+    store.from_bytes("k", b"v")
+    target = MemoryStore()
+    target.connect()
+    for name in (db, tmp_path / "s.db-wal"):
+        with pytest.raises(StoreError, match="open in this program"):
+            import_file(target, "copy", name)
+        with pytest.raises(StoreError, match="open in this program"):
+            target.from_file("copy", name)
+    assert not target.exists("copy")
+    store.disconnect()
+    import_file(target, "copy", db)  # closed: an ordinary file again
+    assert target.exists("copy")
