@@ -95,6 +95,9 @@ from .value import Entry, Value
 FSYNC_EACH_UP_TO = 32
 
 
+#: Tries to place a record whose folder other writers keep pruning (about 2.5 s in all).
+_INSTALL_ATTEMPTS = 100
+
 class FileSystemStore(Store):
     """A store whose keys are files under the folder ``path`` (see the module docstring).
 
@@ -315,7 +318,7 @@ class FileSystemStore(Store):
 
     def _install(self, src_fd: int, src: str, names: list[str], key: str) -> None:
         """Rename ``src`` (in directory ``src_fd``) to ``key``'s record, making folders."""
-        for attempt in range(10):
+        for attempt in range(_INSTALL_ATTEMPTS):
             try:
                 dfd = open_dir(self._dirs.root, names[:-1], create=True)
                 try:
@@ -324,9 +327,12 @@ class FileSystemStore(Store):
                     os.close(dfd)
                 return
             except FileNotFoundError:
-                # a concurrent delete pruned the folder between mkdir and rename
-                if attempt == 9:
+                # A concurrent delete (any thread or process) pruned a folder between our
+                # mkdir and rename. Back off a little, so the pruner's climb can finish
+                # instead of meeting us again at once.
+                if attempt == _INSTALL_ATTEMPTS - 1:
                     raise
+                time.sleep(0.0005 * attempt)
             except OSError as exc:
                 raise self._fail(exc, key, "write") from None
 
