@@ -149,8 +149,8 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
 
     from storegui.app import apply_app_style
     from storegui.app.main_window import MainWindow
-    from storegui.app.tree_model import NAME, SIZE
-    from storegui.app.tree_nodes import LOADED
+    from storegui.app.tree.model import NAME, SIZE
+    from storegui.app.tree.nodes import LOADED
 
     apply_app_style(app)
     workspace = _workspace(fixture)

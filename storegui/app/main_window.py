@@ -25,22 +25,22 @@ from PySide6.QtWidgets import (
 from .. import APP_NAME
 from ..config import Workspace, config_dir, recent_workspaces, remember_recent
 from ..stores.errors import StoreError
-from .about_dialog import show_about
 from .actions import KeyActions, MountFacts
-from .drag_out import DragOut
-from .drop_import import DropImporter
-from .metadata_panel import MetadataPanel
-from .preview_panel import PreviewPanel
-from .search_panel import SearchPanel
-from .transfer_bar import TransferStatusBar
-from .transfer_panel import TransferPanel
-from .transfer_queue import TransferQueue
-from .tree_model import KeyTreeModel
-from .tree_nodes import KeyNode
-from .tree_view import KeyFilterProxyModel, KeyTreeView
-from .window_commands import KeyCommandsMixin
+from .commands import KeyCommandsMixin
+from .dialogs.about import show_about
+from .dialogs.workspace import WorkspaceDialog
+from .dnd.drag import DragOut
+from .dnd.drop import DropImporter
+from .panels.metadata import MetadataPanel
+from .panels.preview import PreviewPanel
+from .panels.search import SearchPanel
+from .transfers.bar import TransferStatusBar
+from .transfers.panel import TransferPanel
+from .transfers.queue import TransferQueue
+from .tree.model import KeyTreeModel
+from .tree.nodes import KeyNode
+from .tree.view import KeyFilterProxyModel, KeyTreeView
 from .workers import active_workers, run_in_thread
-from .workspace_dialog import WorkspaceDialog
 
 log = logging.getLogger(__name__)
 

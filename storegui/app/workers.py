@@ -14,7 +14,7 @@ Signals are emitted on the pool thread and delivered, queued, on the GUI
 thread (the worker object lives there).
 
 :data:`FULL_COLLECTIONS` holds off the garbage collector's full collections
-while transfers run (see :mod:`.transfer_queue`): a full collection holds
+while transfers run (see :mod:`storegui.app.transfers.queue`): a full collection holds
 the GIL for as long as it walks the heap, whichever thread it lands on.
 """
 

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 
 from storegui import APP_AUTHOR, APP_NAME, ORG_DOMAIN, __version__
 from storegui.app import apply_app_style, icons
-from storegui.app.about_dialog import AboutDialog
 from storegui.app.desktop_integration import (
     ICON_SIZES,
     desktop_entry_text,
@@ -31,6 +30,7 @@ from storegui.app.desktop_integration import (
     main,
     uninstall_desktop_entry,
 )
+from storegui.app.dialogs.about import AboutDialog
 from storegui.config import config_dir
 from storegui.stores import StoreError
 

@@ -23,10 +23,10 @@ from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
 from store_helpers import FullDisk
 
 from storegui.app import MainWindow, run, workspace_from_args
-from storegui.app.metadata_table import VALUE
-from storegui.app.tree_model import LOADING_TEXT, KeyRole, OriginRole
-from storegui.app.tree_nodes import LOADED
-from storegui.app.workspace_dialog import WorkspaceDialog
+from storegui.app.dialogs.workspace import WorkspaceDialog
+from storegui.app.panels.metadata_table import VALUE
+from storegui.app.tree.model import LOADING_TEXT, KeyRole, OriginRole
+from storegui.app.tree.nodes import LOADED
 from storegui.config import Workspace, data_dir, recent_workspaces
 from storegui.stores import MemoryStore, MountedStore, StoreError, open_store
 

@@ -17,11 +17,11 @@ from itertools import islice
 import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt, QTimer
 
-from storegui.app.tree_jobs import FIRST_BATCH
-from storegui.app.tree_model import SIZE, KeyRole, KeyTreeModel, OriginRole
-from storegui.app.tree_nodes import HEAD, LOADED, KeyNode, StatusRow
-from storegui.app.tree_paging import PAGE_ROWS, WINDOW_ROWS
-from storegui.app.tree_view import KeyFilterProxyModel, KeyTreeView
+from storegui.app.tree.jobs import FIRST_BATCH
+from storegui.app.tree.model import SIZE, KeyRole, KeyTreeModel, OriginRole
+from storegui.app.tree.nodes import HEAD, LOADED, KeyNode, StatusRow
+from storegui.app.tree.paging import PAGE_ROWS, WINDOW_ROWS
+from storegui.app.tree.view import KeyFilterProxyModel, KeyTreeView
 from storegui.stores import MemoryStore, MountedStore, SqliteStore, StoreError
 
 BIG = "big/"

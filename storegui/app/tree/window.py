@@ -1,11 +1,11 @@
 """Which rows of each folder Qt's views see: a window over the folder's shown children.
 
-A mixin of :class:`~storegui.app.tree_model.KeyTreeModel`. Qt's tree view
+A mixin of :class:`~storegui.app.tree.model.KeyTreeModel`. Qt's tree view
 lays out every row of an expanded folder again after each change, calling
 the model twice per row, so a folder must never put 100,000 rows in front
 of it. With paging off (the default, for views that do not page) a
 folder's window is all its shown children. A view that pages
-(:class:`~storegui.app.tree_view.KeyTreeView`) calls :meth:`set_paging`:
+(:class:`~storegui.app.tree.view.KeyTreeView`) calls :meth:`set_paging`:
 a folder then shows at most ``limit`` rows at a time, its first ``page``
 to begin with; placeholder rows above and below the window stand for the
 rest, and the view calls :meth:`show_more` / :meth:`show_earlier` when it
@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex
 
-from .tree_nodes import FAILED, HEAD, LOADING, KeyNode, StatusRow, position_of
+from .nodes import FAILED, HEAD, LOADING, KeyNode, StatusRow, position_of
 
 LOADING_TEXT = "Loading…"
 LOADING_MORE_TEXT = "Loading… ({count:,} more so far)"

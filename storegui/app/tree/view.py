@@ -8,9 +8,9 @@ from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
-from .tree_model import MODIFIED, NAME, ORIGIN, SIZE
-from .tree_nodes import LOADED, KeyNode
-from .tree_paging import TreePager, tree_model_of
+from .model import MODIFIED, NAME, ORIGIN, SIZE
+from .nodes import LOADED, KeyNode
+from .paging import TreePager, tree_model_of
 
 
 class KeyFilterProxyModel(QIdentityProxyModel):
@@ -19,7 +19,7 @@ class KeyFilterProxyModel(QIdentityProxyModel):
     Filtering or sorting a folder of 100,000 rows in a QSortFilterProxyModel
     would call Python for every row and comparison, and could only page the
     rows it was given; :meth:`set_pattern` hands the filter to the model
-    instead (see :mod:`.tree_filter`), and ``sort`` is forwarded to it. A
+    instead (see :mod:`storegui.app.tree.filter`), and ``sort`` is forwarded to it. A
     folder stays visible while anything loaded under it matches; the filter
     covers what is loaded, "Search Store…" covers the rest.
     """
@@ -61,10 +61,10 @@ class KeyTreeView(QTreeView):
 
     Drag and drop go through two handlers the window sets (the model itself
     takes no part, so its flags stay cheap for huge folders):
-    ``drop_handler`` (a :class:`~storegui.app.drop_import.DropImporter`)
+    ``drop_handler`` (a :class:`~storegui.app.dnd.drop.DropImporter`)
     judges what is dragged over a row (``drag_verdict``), runs drops and is
     told when a drag leaves; ``drag_handler`` (a
-    :class:`~storegui.app.drag_out.DragOut`) starts a drag of the selection.
+    :class:`~storegui.app.dnd.drag.DragOut`) starts a drag of the selection.
     While dragging, the target row (or the whole view, for the top level) is
     outlined: in the highlight colour where the drop is accepted, dashed red
     where it is refused.

@@ -1,14 +1,14 @@
 """How the loaded key tree changes: refreshes, reveals and sorting.
 
-A mixin of :class:`~storegui.app.tree_model.KeyTreeModel`. A refresh lists
-loaded folders again (the difference is applied, see :mod:`.tree_loading`);
+A mixin of :class:`~storegui.app.tree.model.KeyTreeModel`. A refresh lists
+loaded folders again (the difference is applied, see :mod:`storegui.app.tree.loading`);
 store events refresh the folders that show the keys written, soon and once;
 a reveal loads the folders down to a key and brings its row into view.
 
 Every loaded folder keeps its children in display order. Sorting a
 100,000-row folder in a proxy would call Python for every comparison, so
 the model sorts instead: a small folder at once, a big one on a worker
-(:func:`~storegui.app.tree_jobs.sort_nodes`, in short bursts), and the
+(:func:`~storegui.app.tree.jobs.sort_nodes`, in short bursts), and the
 result goes out as one layout change, so views keep their expanded
 folders, selection and scroll position. A folder being listed is sorted
 when its listing lands.
@@ -20,8 +20,9 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import QModelIndex, Qt
 
-from .tree_jobs import job, sort_nodes
-from .tree_nodes import (
+from ..workers import Worker
+from .jobs import job, sort_nodes
+from .nodes import (
     FAILED,
     LOADED,
     UNLOADED,
@@ -30,7 +31,6 @@ from .tree_nodes import (
     path_prefixes,
     sort_key_function,
 )
-from .workers import Worker
 
 NAME, ORIGIN, SIZE, MODIFIED = range(4)
 HEADERS = ("Name", "Origin", "Size", "Modified")

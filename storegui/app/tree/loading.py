@@ -1,10 +1,10 @@
 """Listing folders for the key tree: one ``list_dir`` per folder on a worker.
 
-A mixin of :class:`~storegui.app.tree_model.KeyTreeModel`. A folder never
+A mixin of :class:`~storegui.app.tree.model.KeyTreeModel`. A folder never
 listed fills in part by part (the first part is small, so a huge folder
 shows rows at once); a folder that already has rows is listed whole and the
 difference applied. The worker builds the nodes and works out the changes
-(:mod:`.tree_jobs`); the GUI thread only installs them. A "Loading…" row
+(:mod:`storegui.app.tree.jobs`); the GUI thread only installs them. A "Loading…" row
 shows meanwhile; a failure leaves the error in that row and goes to
 ``statusMessage``.
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from .tree_jobs import (
+from ..workers import Worker
+from .jobs import (
     BATCH,
     BATCH_SECONDS,
     FIRST_BATCH,
@@ -23,9 +24,8 @@ from .tree_jobs import (
     load_folder,
     relist_folder,
 )
-from .tree_nodes import FAILED, LOADED, LOADING, KeyNode
-from .tree_window import LOADING_TEXT
-from .workers import Worker
+from .nodes import FAILED, LOADED, LOADING, KeyNode
+from .window import LOADING_TEXT
 
 __all__ = ["BATCH", "BATCH_SECONDS", "FIRST_BATCH", "LOADING_TEXT", "TreeLoadingMixin"]
 

@@ -7,7 +7,7 @@ that and the status bar says it. A drop then runs in steps, none of them
 blocking the window:
 
 1. on a worker: walk the dropped files (or list the dragged keys) and check
-   which target keys exist already (:func:`.drop_files.scan_drop`);
+   which target keys exist already (:func:`storegui.app.dnd.dropped_files.scan_drop`);
 2. on the GUI thread: ask about each name clash (:class:`ClashDialog`:
    replace, keep both, skip, with "apply to all");
 3. queue the jobs on the transfer queue (small files batched, each large
@@ -38,14 +38,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..stores.errors import TransferCancelled
-from . import drop_files
-from .drop_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
-from .formatting import format_size
-from .transfer_queue import BEAT_MS
-from .tree_jobs import HEARTBEAT, Pacer
-from .tree_nodes import KeyNode, StatusRow
-from .workers import run_in_thread
+from ...stores.errors import TransferCancelled
+from ..formatting import format_size
+from ..transfers.queue import BEAT_MS
+from ..tree.jobs import HEARTBEAT, Pacer
+from ..tree.nodes import KeyNode, StatusRow
+from ..workers import run_in_thread
+from . import dropped_files
+from .dropped_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
 
 #: At most this many problems are listed in the summary dialog.
 MAX_LISTED = 15
@@ -242,7 +242,7 @@ class DropImporter(QObject):
         if not paths:
             return None
         return self.start("import", prefix,
-                          lambda store: drop_files.scan_drop(store, prefix, paths, scan_pacer()))
+                          lambda store: dropped_files.scan_drop(store, prefix, paths, scan_pacer()))
 
     def start(self, verb: str, prefix: str, plan: Callable[[Any], DropScan]) -> DropSession:
         """Plan on a worker with ``plan(store)``, then ask about clashes, then queue the jobs."""
@@ -255,7 +255,7 @@ class DropImporter(QObject):
         def planned(store: Any) -> DropScan:
             # Everything that grows with the number of files happens here, on the worker:
             # the GUI thread then handles a few jobs, not 10,000 items (30 ms measured).
-            return drop_files.plan_jobs(plan(store), batched, scan_pacer())
+            return dropped_files.plan_jobs(plan(store), batched, scan_pacer())
 
         self._planning += 1
         if not self._beat.isActive():
@@ -324,7 +324,7 @@ class DropImporter(QObject):
         skipped = [item for item in scan.clashes if item.clash == SKIP]
         if skipped:
             session.reports.append(ImportReport(skipped=[(i.path, i.key) for i in skipped]))
-            jobs = drop_files.without_skipped(jobs)
+            jobs = dropped_files.without_skipped(jobs)
         if not jobs:
             self._summarize(session)
             return
@@ -340,15 +340,15 @@ class DropImporter(QObject):
             return
         for batch, size in jobs:
             name = os.path.basename(batch[0].path)
-            if len(batch) == 1 and batch[0].size > drop_files.SMALL_FILE:
+            if len(batch) == 1 and batch[0].size > dropped_files.SMALL_FILE:
                 self._submit(session, f"Import '{name}' into {where}",
-                             lambda p, c, i=batch[0]: drop_files.import_large_file(
+                             lambda p, c, i=batch[0]: dropped_files.import_large_file(
                                  store, i, p, c), size)
             else:
                 title = (f"Import {len(batch):,} files into {where}" if len(batch) > 1
                          else f"Import '{name}' into {where}")
                 self._submit(session, title,
-                             lambda p, c, b=batch: drop_files.import_small_files(
+                             lambda p, c, b=batch: dropped_files.import_small_files(
                                  store, b, p, c, scan.roots), size)
 
     def _submit(self, session: DropSession, title: str, fn: Any, total: int | None) -> None:

@@ -20,7 +20,7 @@ the store's bookkeeping) and hold the GIL meanwhile; the GUI thread needs the
 GIL for each of its timers and each call Qt makes into a model, and two busy
 workers can keep it waiting for several switch intervals (stalls of 40-130 ms
 measured while 10,000 small files were imported). While jobs run, a timer on the
-GUI thread beats the shared heartbeat (:data:`~.tree_jobs.HEARTBEAT`, which the
+GUI thread beats the shared heartbeat (:data:`~storegui.app.tree.jobs.HEARTBEAT`, which the
 tree's workers watch too); a job that sees it late sleeps until the GUI
 thread is back, a few milliseconds at most.
 
@@ -42,10 +42,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from ..stores.errors import TransferCancelled
-from .transfer_jobs import JobFunction, JobState, Overall, TransferJob
-from .tree_jobs import GIVE_UP, HEARTBEAT, MAX_WAIT
-from .workers import FULL_COLLECTIONS, Worker
+from ...stores.errors import TransferCancelled
+from ..tree.jobs import GIVE_UP, HEARTBEAT, MAX_WAIT
+from ..workers import FULL_COLLECTIONS, Worker
+from .jobs import JobFunction, JobState, Overall, TransferJob
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "JobState", "Overall",
            "PROGRESS_INTERVAL_MS", "TransferJob", "TransferQueue"]
@@ -69,9 +69,9 @@ _GUI_THREAD = threading.main_thread().ident
 def give_way() -> None:
     """On a worker: while the GUI thread's heartbeat is late, sleep (leaving it the GIL).
 
-    Waits :data:`~.tree_jobs.MAX_WAIT` at most, so that a GUI thread busy
+    Waits :data:`~storegui.app.tree.jobs.MAX_WAIT` at most, so that a GUI thread busy
     with something else slows a transfer down a little, never stops it; a
-    heartbeat older than :data:`~.tree_jobs.GIVE_UP` (or stopped) means
+    heartbeat older than :data:`~storegui.app.tree.jobs.GIVE_UP` (or stopped) means
     nothing beats, and nothing waits. Does nothing on the GUI thread itself
     (it would wait for its own beat).
     """

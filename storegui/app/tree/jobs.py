@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stores.streaming import CancelToken
-from .tree_nodes import KeyNode, sort_key_function
-from .workers import Worker
+from ...stores.streaming import CancelToken
+from ..workers import Worker
+from .nodes import KeyNode, sort_key_function
 
 #: A worker computes this long (seconds) between pauses...
 BURST = 0.001
@@ -98,7 +98,7 @@ def job(fn: Callable[..., Any], *args: Any) -> Worker:
     The function gets the worker's cancel token rather than the worker
     itself, so that the worker holds no reference cycle: once it has
     finished, reference counting frees it, and the tree nodes it refers to
-    (see ``gc.freeze`` in :mod:`.tree_loading`).
+    (see ``gc.freeze`` in :mod:`storegui.app.tree.loading`).
     """
     token = CancelToken()
     worker = Worker(fn, *args, token)

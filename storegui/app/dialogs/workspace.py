@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import Workspace, load_workspaces, recent_workspaces, workspace_from_urls
-from ..stores.errors import StoreError
-from ..stores.registry import open_store
+from ...config import Workspace, load_workspaces, recent_workspaces, workspace_from_urls
+from ...stores.errors import StoreError
+from ...stores.registry import open_store
 
 WorkspaceRole = Qt.ItemDataRole.UserRole + 1
 

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stores.errors import InvalidKeyError, StoreError
-from ..stores.importing import DIGEST, import_file, media_type
-from ..stores.keys import check_key
-from ..stores.streaming import CancelToken
+from ...stores.errors import InvalidKeyError, StoreError
+from ...stores.importing import DIGEST, import_file, media_type
+from ...stores.keys import check_key
+from ...stores.streaming import CancelToken
 
 Progress = Callable[[int, "int | None"], None]
 

@@ -7,11 +7,11 @@ lists a loaded folder again and applies the difference (rows removed,
 inserted, updated), so expanded folders and the selection survive it.
 
 The model keeps each folder's children in display order (folders first,
-then by the sort column) and filters them by name itself (:mod:`.tree_updates`,
-:mod:`.tree_filter`); views that page (:mod:`.tree_window`) see a window of
+then by the sort column) and filters them by name itself (:mod:`storegui.app.tree.updates`,
+:mod:`storegui.app.tree.filter`); views that page (:mod:`storegui.app.tree.window`) see a window of
 each folder's rows, so that a folder of 100,000 keys costs Qt no more than
 one of a few thousand. Everything that grows with a folder's size runs on a
-worker (:mod:`.tree_jobs`); the GUI thread only installs results.
+worker (:mod:`storegui.app.tree.jobs`); the GUI thread only installs results.
 """
 
 from __future__ import annotations
@@ -22,20 +22,21 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 
-from ..stores import events as ev
-from . import icons
-from .formatting import (
+from ...stores import events as ev
+from .. import icons
+from ..formatting import (
     FOLDER_ORIGIN_TIPS,
     KEY_ORIGIN_TIPS,
     ORIGIN_LABELS,
     format_size,
     format_time,
 )
-from .transfer_queue import give_way
-from .tree_filter import TreeFilterMixin
-from .tree_jobs import HEARTBEAT
-from .tree_loading import TreeLoadingMixin, release_frozen
-from .tree_nodes import (
+from ..transfers.queue import give_way
+from ..workers import Worker
+from .filter import TreeFilterMixin
+from .jobs import HEARTBEAT
+from .loading import TreeLoadingMixin, release_frozen
+from .nodes import (
     FAILED,
     LOADED,
     LOADING,
@@ -45,9 +46,8 @@ from .tree_nodes import (
     path_prefixes,
     sort_key_function,
 )
-from .tree_updates import HEADERS, MODIFIED, NAME, ORIGIN, SIZE, TreeUpdatesMixin
-from .tree_window import LOADING_TEXT, TreeWindowMixin
-from .workers import Worker
+from .updates import HEADERS, MODIFIED, NAME, ORIGIN, SIZE, TreeUpdatesMixin
+from .window import LOADING_TEXT, TreeWindowMixin
 
 __all__ = ["HEADERS", "MODIFIED", "NAME", "ORIGIN", "SIZE", "KeyTreeModel", "KeyRole",
            "OriginRole", "IsDirRole", "SortRole", "NameRole", "LOADING_TEXT"]
@@ -172,7 +172,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         """Stop listening to the store and ask every running job to stop.
 
         The garbage collector sees every object again (see ``gc.freeze`` in
-        :mod:`.tree_loading`), so that nothing the app drops from now on
+        :mod:`storegui.app.tree.loading`), so that nothing the app drops from now on
         outlives it.
         """
         if self._store is not None:

@@ -1,6 +1,6 @@
 """Filtering the key tree by name: the model keeps, per folder, the children that match.
 
-A mixin of :class:`~storegui.app.tree_model.KeyTreeModel`. Filtering in a
+A mixin of :class:`~storegui.app.tree.model.KeyTreeModel`. Filtering in a
 proxy would call Python once per row of every loaded folder, and page no
 better than the rows it was given; here each folder's ``filtered`` list is
 what its window pages over. A folder stays visible while anything loaded
@@ -17,9 +17,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .tree_jobs import FilterResult, filter_folders, job
-from .tree_nodes import KeyNode
-from .workers import Worker
+from ..workers import Worker
+from .jobs import FilterResult, filter_folders, job
+from .nodes import KeyNode
 
 #: Trees with at most this many loaded rows are filtered at once on the GUI thread.
 SYNC_FILTER_ROWS = 20_000

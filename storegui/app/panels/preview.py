@@ -29,7 +29,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QStackedWidget, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
-from .formatting import format_size
+from ..formatting import format_size
 from .key_details import describe_error, is_folder
 from .metadata_table import error_colour
 from .preview_content import (

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..stores.value import Entry
+from ...stores.value import Entry
 
 UNLOADED, LOADING, LOADED, FAILED = 0, 1, 2, 3
 
@@ -156,7 +156,7 @@ class KeyNode:
 
         Reference counting then frees it at once, even if the garbage
         collector would no longer look at it (see ``gc.freeze`` in
-        :mod:`.tree_loading`).
+        :mod:`storegui.app.tree.loading`).
         """
         self.parent = None
         self.row = -1
