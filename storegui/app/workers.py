@@ -13,14 +13,12 @@ chunks; both need a handle on the worker while the call runs.
 Signals are emitted on the pool thread and delivered, queued, on the GUI
 thread (the worker object lives there).
 
-:data:`FULL_COLLECTIONS` holds off the garbage collector's full collections
-while transfers run (see :mod:`storegui.app.transfers.queue`): a full collection holds
-the GIL for as long as it walks the heap, whichever thread it lands on.
+How workers share the interpreter with the GUI thread (pauses, the garbage
+collector) is :mod:`storegui.app.scheduling`'s business.
 """
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import threading
@@ -40,50 +38,6 @@ PROGRESS_INTERVAL = 0.05
 # Workers must outlive their run: Qt holds only the C++ runnable, so the Python
 # objects stay here until ``finished`` has been delivered on the GUI thread.
 _ACTIVE: set[Worker] = set()
-
-
-class FullCollections:
-    """Holds off the garbage collector's full collections while any queue runs jobs.
-
-    :meth:`defer` and :meth:`resume` nest (one pair per busy spell of each
-    queue); the first ``defer`` raises the collector's third threshold (how
-    many middle-generation collections a full one waits for), the last
-    ``resume`` puts back the value it found.
-    """
-
-    #: The third threshold while deferred: no full collection in any transfer's time.
-    DEFERRED = 1_000_000
-
-    def __init__(self) -> None:
-        self._holders = 0
-        self._saved: int | None = None
-
-    def defer(self) -> None:
-        """One more busy queue: no full collection until every one is idle."""
-        self._holders += 1
-        if self._holders == 1:
-            first, second, self._saved = gc.get_threshold()
-            gc.set_threshold(first, second, self.DEFERRED)
-
-    def resume(self) -> None:
-        """One busy queue less: the last one puts the threshold back."""
-        if self._holders == 0:
-            return
-        self._holders -= 1
-        if self._holders == 0 and self._saved is not None:
-            first, second, third = gc.get_threshold()
-            if third == self.DEFERRED:  # not changed by someone else meanwhile
-                gc.set_threshold(first, second, self._saved)
-            self._saved = None
-
-    @property
-    def deferred(self) -> bool:
-        """Whether full collections are held off now."""
-        return self._holders > 0
-
-
-#: The one holder of full collections for the app's queues.
-FULL_COLLECTIONS = FullCollections()
 
 
 class _Runnable(QRunnable):

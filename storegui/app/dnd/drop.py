@@ -19,14 +19,13 @@ blocking the window:
 
 from __future__ import annotations
 
-import gc
 import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -40,8 +39,7 @@ from PySide6.QtWidgets import (
 
 from ...stores.errors import TransferCancelled
 from ..formatting import format_size
-from ..transfers.queue import BEAT_MS
-from ..tree.jobs import HEARTBEAT, Pacer
+from ..scheduling import HeartbeatTimer, freeze_alive, scan_pacer
 from ..tree.nodes import KeyNode, StatusRow
 from ..workers import run_in_thread
 from . import dropped_files
@@ -149,9 +147,7 @@ class DropImporter(QObject):
         # While drops are planned, the GUI thread's heartbeat, for the planning workers'
         # pauses (scan_pacer): the transfer queue beats once the jobs run.
         self._planning = 0
-        self._beat = QTimer(self)
-        self._beat.setInterval(BEAT_MS)
-        self._beat.timeout.connect(HEARTBEAT.beat)
+        self._heartbeat = HeartbeatTimer(self)
 
     # ------------------------------------------------------------------ while dragging
 
@@ -258,9 +254,7 @@ class DropImporter(QObject):
             return dropped_files.plan_jobs(plan(store), batched, scan_pacer())
 
         self._planning += 1
-        if not self._beat.isActive():
-            HEARTBEAT.beat()
-            self._beat.start()
+        self._heartbeat.set_running(True)
         run_in_thread(planned, store, context=store,
                       on_result=lambda scan: self._planned(session, scan),
                       on_error=lambda exc: self._plan_failed(session, exc),
@@ -270,8 +264,7 @@ class DropImporter(QObject):
     def _plan_ended(self) -> None:
         self._planning -= 1
         if not self._planning:
-            self._beat.stop()
-            HEARTBEAT.last = 0.0  # stopped, not late (see transfer_queue.give_way)
+            self._heartbeat.set_running(False)
 
     def _plan_failed(self, session: DropSession, exc: BaseException) -> None:
         self._forget(session)
@@ -284,8 +277,9 @@ class DropImporter(QObject):
             # The plan is thousands of long-lived objects, and the import workers allocate
             # fast: full collections then walk the whole heap holding the GIL, stalling the
             # window (70 ms measured, 10,000 files). As the tree does for its nodes (see
-            # tree_loading), freeze what is alive; release_frozen() gives it back later.
-            gc.freeze()
+            # scheduling.note_new_nodes), freeze what is alive; release_frozen() gives it
+            # back later.
+            freeze_alive()
         session.clashes = deque(scan.clashes)
         self._resolve_next(session)
 
@@ -418,15 +412,6 @@ class DropImporter(QObject):
     def _forget(self, session: DropSession) -> None:
         if session in self.sessions:
             self.sessions.remove(session)
-
-
-def scan_pacer() -> Pacer:
-    """Pauses for a worker walking a drop: 2 ms of work, then 0.5 ms for the GUI thread.
-
-    (Walking 10,000 files holds the GIL for 0.1-0.2 s, just as the GUI
-    thread queues the jobs: a 56 ms stall measured without pauses.)
-    """
-    return Pacer(burst=0.002, pause=0.0005)
 
 
 def local_paths(mime: Any) -> list[str]:

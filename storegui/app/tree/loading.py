@@ -11,9 +11,9 @@ shows meanwhile; a failure leaves the error in that row and goes to
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
+from ..scheduling import note_new_nodes
 from ..workers import Worker
 from .jobs import (
     BATCH,
@@ -28,35 +28,6 @@ from .nodes import FAILED, LOADED, LOADING, KeyNode
 from .window import LOADING_TEXT
 
 __all__ = ["BATCH", "BATCH_SECONDS", "FIRST_BATCH", "LOADING_TEXT", "TreeLoadingMixin"]
-
-#: After this many new nodes, everything alive moves to the collector's permanent generation.
-FREEZE_EVERY = 20_000
-_new_nodes = [0]
-
-
-def _note_new_nodes(count: int) -> None:
-    """Keep full garbage collections short as the tree grows.
-
-    The tree holds most of the app's long-lived objects. A full collection
-    walks every one of them while holding the GIL (a tenth of a second per
-    100,000 nodes, on whatever thread it happens: a stall of the GUI), and
-    growth of a quarter triggers one. ``gc.freeze()`` moves everything alive
-    out of the collector's sight. Tree nodes dropped later are still freed
-    at once, by reference counting, since their cycles are broken when they
-    are detached (:meth:`KeyNode.dismantle`); anything else that becomes
-    cyclic garbage waits for :func:`release_frozen`, when a tree is let go.
-    """
-    _new_nodes[0] += count
-    if _new_nodes[0] >= FREEZE_EVERY:
-        _new_nodes[0] = 0
-        gc.freeze()
-
-
-def release_frozen() -> None:
-    """Give the garbage collector back everything :func:`_note_new_nodes` hid from it."""
-    if gc.get_freeze_count():
-        gc.unfreeze()
-
 
 class TreeLoadingMixin:
     """Starts listings and installs their results (needs the model's jobs, timers, signals)."""
@@ -185,7 +156,7 @@ class TreeLoadingMixin:
         self._rebuild_window(folder, at_end, set(gone))
         for node in gone:
             node.dismantle()  # detached: late results for it are dropped
-        _note_new_nodes(len(listing.added))
+        note_new_nodes(len(listing.added))
         if changed:
             self._emit_changed(folder, changed)
         if matcher is not None:

@@ -31,11 +31,10 @@ from ..formatting import (
     format_size,
     format_time,
 )
-from ..transfers.queue import give_way
+from ..scheduling import HeartbeatTimer, give_way, release_frozen
 from ..workers import Worker
 from .filter import TreeFilterMixin
-from .jobs import HEARTBEAT
-from .loading import TreeLoadingMixin, release_frozen
+from .loading import TreeLoadingMixin
 from .nodes import (
     FAILED,
     LOADED,
@@ -136,9 +135,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
         self._status_timer.setInterval(0)
         self._status_timer.timeout.connect(self._show_pending_status)
         # While jobs run, workers watch this timer to leave the GIL to a busy GUI thread.
-        self._beat_timer = QTimer(self)
-        self._beat_timer.setInterval(4)
-        self._beat_timer.timeout.connect(HEARTBEAT.beat)
+        self._heartbeat = HeartbeatTimer(self)
         if store is not None:
             self.set_store(store)
 
@@ -171,8 +168,8 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
     def shutdown(self) -> None:
         """Stop listening to the store and ask every running job to stop.
 
-        The garbage collector sees every object again (see ``gc.freeze`` in
-        :mod:`storegui.app.tree.loading`), so that nothing the app drops from now on
+        The garbage collector sees every object again (see
+        :func:`~storegui.app.scheduling.note_new_nodes`), so that nothing the app drops from now on
         outlives it.
         """
         if self._store is not None:
@@ -202,14 +199,7 @@ class KeyTreeModel(TreeLoadingMixin, TreeUpdatesMixin, TreeFilterMixin, TreeWind
 
     def _update_heartbeat(self) -> None:
         """Beat for the workers while any job runs (and only then: an idle app stays idle)."""
-        busy = self.is_busy()
-        if busy and not self._beat_timer.isActive():
-            HEARTBEAT.beat()
-            self._beat_timer.start()
-        elif not busy and self._beat_timer.isActive():
-            self._beat_timer.stop()
-            # A stopped heartbeat must not look late to a worker (see transfer_queue.give_way).
-            HEARTBEAT.last = 0.0
+        self._heartbeat.set_running(self.is_busy())
 
     def _on_store_event(self, event: ev.StoreEvent) -> None:
         # Runs on whatever thread wrote to the store. A commit of thousands of keys (a drop)

@@ -155,8 +155,8 @@ class KeyNode:
         """Break the reference cycles of this detached subtree (parent links, placeholder rows).
 
         Reference counting then frees it at once, even if the garbage
-        collector would no longer look at it (see ``gc.freeze`` in
-        :mod:`storegui.app.tree.loading`).
+        collector would no longer look at it (see
+        :func:`~storegui.app.scheduling.note_new_nodes`).
         """
         self.parent = None
         self.row = -1
