@@ -175,7 +175,7 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
     def open_folder(key: str) -> None:
         tree.expand(proxy.mapFromSource(model.index_for_key(key)))
         wait_until(lambda: node(key) is not None and node(key).state == LOADED
-                   and key not in model._jobs, f"{key} listed")
+                   and not model.is_listing(key), f"{key} listed")
 
     profiler = None
     if profile:

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
 
-from storegui.app.tree.loading import FIRST_BATCH
+from storegui.app.tree.jobs import FIRST_BATCH
 from storegui.app.tree.model import (
     LOADING_TEXT,
     MODIFIED,
