@@ -43,7 +43,7 @@ def select(qtbot, window, *keys: str) -> None:
     selection.clearSelection()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for key in keys:
-        selection.select(window.proxy.mapFromSource(window.model.index_for_key(key)), flags)
+        selection.select(window.model.index_for_key(key), flags)
     qtbot.waitUntil(lambda: sorted(n.key for n in window.selected_nodes()) == sorted(keys))
     qtbot.waitUntil(lambda: not window._selection_timer.isActive())
 

@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
-from test_main_window import open_folder, origin, proxy_index, select, shown
+from test_main_window import index_of_key, open_folder, origin, select, shown
 
 from storegui.app.actions import MountFacts
 from storegui.app.dnd.dropped_files import SMALL_FILE
@@ -41,7 +41,7 @@ def row_point(window, key: str) -> QPoint:
     if not key:
         area = window.tree.viewport().rect()
         return QPoint(area.width() // 2, area.height() - 4)
-    index = proxy_index(window, key)
+    index = index_of_key(window, key)
     assert index.isValid(), key
     return window.tree.visualRect(index).center()
 

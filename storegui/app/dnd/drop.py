@@ -133,7 +133,7 @@ class ClashDialog(QDialog):
 class DropImporter(QObject):
     """Judges drags over the tree and runs drops (files in; keys moved or copied).
 
-    Needs of the window: ``store``, ``facts``, ``tree``, ``proxy``, ``model``,
+    Needs of the window: ``store``, ``facts``, ``tree``, ``model``,
     ``transfers`` (the TransferQueue), ``drag_out``, ``show_status`` and
     ``reveal_key``.
     """
@@ -157,7 +157,7 @@ class DropImporter(QObject):
         if not index.isValid():
             return "", QModelIndex()
         index = index.siblingAtColumn(0)
-        node = self.window.proxy.source_node(index)
+        node = self.window.model.node(index)
         if isinstance(node, StatusRow):
             node, index = node.parent, index.parent()
         elif isinstance(node, KeyNode) and not node.is_dir:

@@ -119,9 +119,6 @@ class TreePager(QObject):
             self._view.expand_loaded()
 
     def _node(self, index: QModelIndex) -> Any:
-        model = self._view.model()
-        if hasattr(model, "source_node"):
-            return model.source_node(index)
         return index.internalPointer() if index.isValid() else None
 
     def visible_rows(self) -> list[QModelIndex]:
