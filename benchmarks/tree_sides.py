@@ -149,8 +149,8 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
 
     from storegui.app import apply_app_style
     from storegui.app.main_window import MainWindow
-    from storegui.app.tree_model import NAME, SIZE
-    from storegui.app.tree_nodes import LOADED
+    from storegui.app.tree.model import NAME, SIZE
+    from storegui.app.tree.nodes import LOADED
 
     apply_app_style(app)
     workspace = _workspace(fixture)
@@ -160,11 +160,11 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
     window.show()
     meter.start()  # the event loop runs from here on
     meter.at("open")
-    model, proxy, tree = window.model, window.proxy, window.tree
+    model, tree = window.model, window.tree
     # Also runs against the app before paging (for before/after figures).
     busy = getattr(model, "is_busy", model.is_loading)
     painted = _paint_clock(tree.viewport())
-    wait_until(lambda: model.root.state == LOADED and proxy.rowCount() > 0, "the first level")
+    wait_until(lambda: model.root.state == LOADED and model.rowCount() > 0, "the first level")
     rows_at = time.perf_counter()
     wait_until(lambda: painted and painted[-1] >= rows_at, "the first level painted")
     first_level = painted[-1] - started
@@ -173,9 +173,9 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
         return model.node(model.index_for_key(key))
 
     def open_folder(key: str) -> None:
-        tree.expand(proxy.mapFromSource(model.index_for_key(key)))
+        tree.expand(model.index_for_key(key))
         wait_until(lambda: node(key) is not None and node(key).state == LOADED
-                   and key not in model._jobs, f"{key} listed")
+                   and not model.is_listing(key), f"{key} listed")
 
     profiler = None
     if profile:
@@ -189,7 +189,7 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
         open_folder("/".join(parts[:i]) + "/")
     meter.at("expand big folder")
     expanded = time.perf_counter()
-    tree.expand(proxy.mapFromSource(model.index_for_key(big)))
+    tree.expand(model.index_for_key(big))
     wait_until(lambda: node(big) is not None and _view_rows(node(big)), "first rows")
     rows_at = time.perf_counter()
     wait_until(lambda: painted[-1] >= rows_at, "first rows painted")
@@ -222,11 +222,11 @@ def run_ours(fixture: str, big: str, small: str, big_count: int, mount_count: in
         run_for(0.2)
     meter.at("filter")
     window.filter_box.setText("*99*")
-    wait_until(lambda: proxy.pattern == "*99*" and not busy(), "the filter")
+    wait_until(lambda: model.name_filter == "*99*" and not busy(), "the filter")
     run_for(0.3)
     meter.at("clear filter")
     window.filter_box.clear()
-    wait_until(lambda: proxy.pattern == "" and not busy(), "the filter cleared")
+    wait_until(lambda: model.name_filter == "" and not busy(), "the filter cleared")
     run_for(0.2)
     meter.at("reveal")
     target = folder.children[len(folder.children) * 9 // 10].key

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     window.reveal_key(args.key)
     wait_idle(app, window)
     for folder in ("projects/alpha/", "projects/"):
-        index = window.proxy.mapFromSource(window.model.index_for_key(folder))
+        index = window.model.index_for_key(folder)
         window.tree.expand(index)
     wait_idle(app, window)
     window.tree.setFocus()

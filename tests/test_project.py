@@ -67,3 +67,12 @@ def test_resources_are_found():
     assert (res / "storegui.desktop").is_file()
     for name in ("storegui", "origin-local", "origin-shadowing", "origin-remote", "push"):
         assert (res / "icons" / f"{name}.svg").is_file()
+
+
+def test_every_package_is_in_the_wheel():
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "storegui").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

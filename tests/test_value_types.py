@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from storegui.app.value_types import (
+from storegui.app.panels.value_types import (
     RowProblem,
     ValueParseError,
     ValueType,

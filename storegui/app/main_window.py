@@ -25,22 +25,22 @@ from PySide6.QtWidgets import (
 from .. import APP_NAME
 from ..config import Workspace, config_dir, recent_workspaces, remember_recent
 from ..stores.errors import StoreError
-from .about_dialog import show_about
 from .actions import KeyActions, MountFacts
-from .drag_out import DragOut
-from .drop_import import DropImporter
-from .metadata_panel import MetadataPanel
-from .preview_panel import PreviewPanel
-from .search_panel import SearchPanel
-from .transfer_bar import TransferStatusBar
-from .transfer_panel import TransferPanel
-from .transfer_queue import TransferQueue
-from .tree_model import KeyTreeModel
-from .tree_nodes import KeyNode
-from .tree_view import KeyFilterProxyModel, KeyTreeView
-from .window_commands import KeyCommandsMixin
+from .commands import KeyCommandsMixin
+from .dialogs.about import show_about
+from .dialogs.workspace import WorkspaceDialog
+from .dnd.drag import DragOut
+from .dnd.drop import DropImporter
+from .panels.metadata import MetadataPanel
+from .panels.preview import PreviewPanel
+from .panels.search import SearchPanel
+from .transfers.bar import TransferStatusBar
+from .transfers.panel import TransferPanel
+from .transfers.queue import TransferQueue
+from .tree.model import KeyTreeModel
+from .tree.nodes import KeyNode
+from .tree.view import KeyTreeView
 from .workers import active_workers, run_in_thread
-from .workspace_dialog import WorkspaceDialog
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,8 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self._shown_store: Any = None
 
         self.model = KeyTreeModel(parent=self)
-        self.proxy = KeyFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
         self.tree = KeyTreeView(self)
-        self.tree.setModel(self.proxy)
+        self.tree.setModel(self.model)
         self.metadata_panel = MetadataPanel(self)
         self.preview_panel = PreviewPanel(self)
         self.transfers = TransferQueue(self)
@@ -314,14 +312,14 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
     def selected_nodes(self) -> list[KeyNode]:
         """The selected keys and folders."""
         rows = self.tree.selectionModel().selectedRows(0)
-        nodes = (self.proxy.source_node(i) for i in rows)
+        nodes = (self.model.node(i) for i in rows)
         return [n for n in nodes if isinstance(n, KeyNode)]
 
     def _schedule_selection_update(self, *args: Any) -> None:
         self._selection_timer.start()
 
     def _target_folder(self, nodes: list[KeyNode]) -> str:
-        current = self.proxy.source_node(self.tree.currentIndex())
+        current = self.model.node(self.tree.currentIndex())
         node = current if isinstance(current, KeyNode) else (nodes[0] if nodes else None)
         if node is None:
             return ""
@@ -369,18 +367,18 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
 
     def _apply_filter(self) -> None:
         text = self.filter_box.text()
-        if text.strip() == self.proxy.pattern:
+        if text.strip() == self.model.name_filter:
             return
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            self.proxy.set_pattern(text)
+            self.model.set_name_filter(text)
             if text.strip():
                 self.tree.expand_loaded()
         finally:
             QApplication.restoreOverrideCursor()
 
     def _on_folder_loaded(self, _prefix: str) -> None:
-        if self.proxy.pattern:
+        if self.model.name_filter:
             self.tree.expand_loaded()
 
     def search_store(self, text: str) -> None:
@@ -395,13 +393,13 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
 
     def reveal_key(self, key: str) -> None:
         """Load the folders down to ``key`` and select it in the tree."""
-        if self.proxy.pattern or self.filter_box.text():
+        if self.model.name_filter or self.filter_box.text():
             self.filter_box.clear()
             self._apply_filter()
         self.model.reveal(key)
 
     def _on_revealed(self, key: str) -> None:
-        index = self.proxy.mapFromSource(self.model.index_for_key(key))
+        index = self.model.index_for_key(key)
         if not index.isValid():
             return
         parent = index.parent()

@@ -1,30 +1,30 @@
 """Background work for the app: small worker objects with signals, run on a QThreadPool.
 
-Every store call the app makes runs here, never on the GUI thread. A
-:class:`Worker` has the shape of superqt's generator workers: the function it
-runs may be a plain function (its return value arrives through ``returned``)
-or a generator (each ``yield`` arrives through ``yielded``; ``quit()`` stops
-it at the next ``yield``). We keep our own small class instead of
-``superqt.utils.thread_worker`` because transfers report progress from inside
-a store call (a ``progress(done, total)`` callback, not a ``yield``) and stop
-through a :class:`~storegui.stores.CancelToken` the store checks between
-chunks; both need a handle on the worker while the call runs.
+Every store call the app makes runs here, never on the GUI thread, and this
+is the app's one worker API. A :class:`Worker` has the shape of superqt's
+generator workers (``superqt.utils.thread_worker``): the function it runs may
+be a plain function (its return value arrives through ``returned``) or a
+generator (each ``yield`` arrives through ``yielded``; ``quit()`` stops it at
+the next ``yield``). We keep this small class rather than superqt's because
+``quit()`` must also reach into a running store call: it sets a
+:class:`~storegui.stores.CancelToken` that the store checks between chunks;
+and closing the window must find every running worker
+(:func:`active_workers`) and wait for a cancelled transfer (:meth:`Worker.wait`).
+Transfer progress does not travel through workers: jobs record it and the
+transfer queue reads it on a timer.
 
 Signals are emitted on the pool thread and delivered, queued, on the GUI
 thread (the worker object lives there).
 
-:data:`FULL_COLLECTIONS` holds off the garbage collector's full collections
-while transfers run (see :mod:`.transfer_queue`): a full collection holds
-the GIL for as long as it walks the heap, whichever thread it lands on.
+How workers share the interpreter with the GUI thread (pauses, the garbage
+collector) is :mod:`storegui.app.scheduling`'s business.
 """
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,56 +34,9 @@ from ..stores.streaming import CancelToken
 
 log = logging.getLogger(__name__)
 
-#: Progress reaches the GUI at most this often (seconds between updates).
-PROGRESS_INTERVAL = 0.05
-
 # Workers must outlive their run: Qt holds only the C++ runnable, so the Python
 # objects stay here until ``finished`` has been delivered on the GUI thread.
 _ACTIVE: set[Worker] = set()
-
-
-class FullCollections:
-    """Holds off the garbage collector's full collections while any queue runs jobs.
-
-    :meth:`defer` and :meth:`resume` nest (one pair per busy spell of each
-    queue); the first ``defer`` raises the collector's third threshold (how
-    many middle-generation collections a full one waits for), the last
-    ``resume`` puts back the value it found.
-    """
-
-    #: The third threshold while deferred: no full collection in any transfer's time.
-    DEFERRED = 1_000_000
-
-    def __init__(self) -> None:
-        self._holders = 0
-        self._saved: int | None = None
-
-    def defer(self) -> None:
-        """One more busy queue: no full collection until every one is idle."""
-        self._holders += 1
-        if self._holders == 1:
-            first, second, self._saved = gc.get_threshold()
-            gc.set_threshold(first, second, self.DEFERRED)
-
-    def resume(self) -> None:
-        """One busy queue less: the last one puts the threshold back."""
-        if self._holders == 0:
-            return
-        self._holders -= 1
-        if self._holders == 0 and self._saved is not None:
-            first, second, third = gc.get_threshold()
-            if third == self.DEFERRED:  # not changed by someone else meanwhile
-                gc.set_threshold(first, second, self._saved)
-            self._saved = None
-
-    @property
-    def deferred(self) -> bool:
-        """Whether full collections are held off now."""
-        return self._holders > 0
-
-
-#: The one holder of full collections for the app's queues.
-FULL_COLLECTIONS = FullCollections()
 
 
 class _Runnable(QRunnable):
@@ -99,14 +52,12 @@ class Worker(QObject):
     """Runs ``fn(*args, **kwargs)`` on a thread pool and reports through signals.
 
     If ``fn`` has a parameter named ``worker``, the worker passes itself, so
-    the function can call :meth:`report_progress`, read :attr:`cancel_token`
-    or check :attr:`abort_requested`.
+    the function can read :attr:`cancel_token` or check :attr:`abort_requested`.
 
     Signals (all delivered on the GUI thread):
 
     - ``started()``
     - ``yielded(object)``: each value a generator function yields
-    - ``progress(object, object)``: ``(done, total)``, throttled
     - ``returned(object)``: the function's result (not sent after an error or abort)
     - ``errored(object)``: the exception the function raised
     - ``aborted()``: the function stopped because :meth:`quit` was called
@@ -115,7 +66,6 @@ class Worker(QObject):
 
     started = Signal()
     yielded = Signal(object)
-    progress = Signal(object, object)
     returned = Signal(object)
     errored = Signal(object)
     aborted = Signal()
@@ -127,9 +77,6 @@ class Worker(QObject):
         self._args = args
         self._kwargs = dict(kwargs)
         self.cancel_token = CancelToken()
-        self._last_progress = 0.0
-        self._pending_progress: tuple[Any, Any] | None = None
-        self._progress_lock = threading.Lock()
         self._done = threading.Event()
         #: Free for the caller: what this worker is about (a tree node, a key...).
         self.context: Any = None
@@ -165,30 +112,7 @@ class Worker(QObject):
         """Block until the function ended (for shutdown paths); False on timeout."""
         return self._done.wait(timeout)
 
-    # ------------------------------------------------------------------ for the function
-
-    def report_progress(self, done: Any, total: Any = None) -> None:
-        """Send ``(done, total)`` to the GUI, at most every PROGRESS_INTERVAL seconds.
-
-        Safe to pass as a store's ``progress`` callback. The last value before
-        the function ends is always delivered.
-        """
-        now = time.monotonic()
-        with self._progress_lock:
-            if now - self._last_progress < PROGRESS_INTERVAL:
-                self._pending_progress = (done, total)
-                return
-            self._last_progress = now
-            self._pending_progress = None
-        self._emit(self.progress, done, total)
-
     # ------------------------------------------------------------------ internals
-
-    def _flush_progress(self) -> None:
-        with self._progress_lock:
-            pending, self._pending_progress = self._pending_progress, None
-        if pending is not None:
-            self._emit(self.progress, *pending)
 
     def _emit(self, signal: Any, *args: Any) -> None:
         try:
@@ -217,11 +141,9 @@ class Worker(QObject):
                     self._emit(self.aborted)
                     return
                 result = None
-            self._flush_progress()
             self._emit(self.returned, result)
         except Exception as exc:  # delivered to the GUI, which shows it to the user
             log.debug("worker %r failed", self._fn, exc_info=True)
-            self._flush_progress()
             self._emit(self.errored, exc)
         finally:
             self._done.set()
@@ -242,7 +164,6 @@ def run_in_thread(
     on_result: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_yield: Callable[[Any], None] | None = None,
-    on_progress: Callable[[Any, Any], None] | None = None,
     on_finished: Callable[[], None] | None = None,
     context: Any = None,
     **kwargs: Any,
@@ -260,8 +181,6 @@ def run_in_thread(
         worker.errored.connect(on_error)
     if on_yield is not None:
         worker.yielded.connect(on_yield)
-    if on_progress is not None:
-        worker.progress.connect(on_progress)
     if on_finished is not None:
         worker.finished.connect(on_finished)
     return worker.start()

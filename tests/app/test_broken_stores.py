@@ -54,7 +54,7 @@ def test_key_with_invalid_metadata_json(make_window, qtbot, tmp_path):
     names = [window.model.data(window.model.index(r, 0)) for r in range(window.model.rowCount())]
     assert "good" in names and "bad" in names  # the listing survives the damaged key
     row = names.index("bad")
-    window.tree.setCurrentIndex(window.proxy.mapFromSource(window.model.index(row, 0)))
+    window.tree.setCurrentIndex(window.model.index(row, 0))
     message = window.metadata_panel.findChild(QLabel, "metadataMessage")
     qtbot.waitUntil(lambda: "bad" in message.text(), timeout=10000)
     assert message.isVisible()

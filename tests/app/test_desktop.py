@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 
 from storegui import APP_AUTHOR, APP_NAME, ORG_DOMAIN, __version__
 from storegui.app import apply_app_style, icons
-from storegui.app.about_dialog import AboutDialog
 from storegui.app.desktop_integration import (
     ICON_SIZES,
     desktop_entry_text,
@@ -31,6 +30,7 @@ from storegui.app.desktop_integration import (
     main,
     uninstall_desktop_entry,
 )
+from storegui.app.dialogs.about import AboutDialog
 from storegui.config import config_dir
 from storegui.stores import StoreError
 
@@ -43,7 +43,7 @@ def select(qtbot, window, *keys: str) -> None:
     selection.clearSelection()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for key in keys:
-        selection.select(window.proxy.mapFromSource(window.model.index_for_key(key)), flags)
+        selection.select(window.model.index_for_key(key), flags)
     qtbot.waitUntil(lambda: sorted(n.key for n in window.selected_nodes()) == sorted(keys))
     qtbot.waitUntil(lambda: not window._selection_timer.isActive())
 

@@ -17,11 +17,11 @@ import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
-from test_main_window import open_folder, origin, proxy_index, select, shown
+from test_main_window import index_of_key, open_folder, origin, select, shown
 
 from storegui.app.actions import MountFacts
-from storegui.app.drop_files import SMALL_FILE
-from storegui.app.transfer_queue import JobState
+from storegui.app.dnd.dropped_files import SMALL_FILE
+from storegui.app.transfers.queue import JobState
 from storegui.stores.importing import media_type
 
 COPY_OR_MOVE = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
@@ -41,7 +41,7 @@ def row_point(window, key: str) -> QPoint:
     if not key:
         area = window.tree.viewport().rect()
         return QPoint(area.width() // 2, area.height() - 4)
-    index = proxy_index(window, key)
+    index = index_of_key(window, key)
     assert index.isValid(), key
     return window.tree.visualRect(index).center()
 
@@ -336,10 +336,10 @@ def test_skipping_the_clashes_of_a_big_drop_imports_the_others(qtbot, window, tm
 
 
 def test_a_plan_names_its_clashes_and_its_jobs_with_their_bytes(tmp_path, monkeypatch):
-    from storegui.app import drop_files
+    from storegui.app.dnd import dropped_files
     from storegui.stores import MemoryStore
 
-    monkeypatch.setattr(drop_files, "BATCH_FILES", 3)
+    monkeypatch.setattr(dropped_files, "BATCH_FILES", 3)
     folder = tmp_path / "drop"
     folder.mkdir()
     for n in range(7):
@@ -347,20 +347,20 @@ def test_a_plan_names_its_clashes_and_its_jobs_with_their_bytes(tmp_path, monkey
     (folder / "t-large.bin").write_bytes(b"L" * (SMALL_FILE + 1))
     store = MemoryStore()
     store.from_bytes("in/drop/s2.txt", b"old")
-    scan = drop_files.plan_jobs(drop_files.scan_drop(store, "in/", [folder]))
+    scan = dropped_files.plan_jobs(dropped_files.scan_drop(store, "in/", [folder]))
     assert [item.key for item in scan.clashes] == ["in/drop/s2.txt"]
     assert [([i.path.rsplit("/", 1)[1] for i in group], size) for group, size in scan.jobs] == [
         (["s0.txt", "s1.txt", "s2.txt"], 6), (["s3.txt", "s4.txt", "s5.txt"], 15),
         (["t-large.bin"], SMALL_FILE + 1), (["s6.txt"], 7)]
-    scan.clashes[0].clash = drop_files.SKIP
-    assert [size for _group, size in drop_files.without_skipped(scan.jobs)] == \
+    scan.clashes[0].clash = dropped_files.SKIP
+    assert [size for _group, size in dropped_files.without_skipped(scan.jobs)] == \
         [3, 15, SMALL_FILE + 1, 7]
-    alone = drop_files.plan_jobs(drop_files.scan_drop(store, "in/", [folder]), batched=False)
+    alone = dropped_files.plan_jobs(dropped_files.scan_drop(store, "in/", [folder]), batched=False)
     assert [len(group) for group, _size in alone.jobs] == [8]  # a copy or move: one job
 
 
 def test_small_files_are_read_whole_at_every_size(tmp_path):
-    from storegui.app import drop_files
+    from storegui.app.dnd import dropped_files
     from storegui.stores import MemoryStore
     from storegui.stores.streaming import CancelToken
 
@@ -370,8 +370,8 @@ def test_small_files_are_read_whole_at_every_size(tmp_path):
     for size in sizes:
         path = tmp_path / f"f{size}"
         path.write_bytes(os.urandom(size))
-        items.append(drop_files.ImportItem(f"k/{size}", str(path), size))
-    report = drop_files.import_small_files(store, items, lambda _d, _t: None, CancelToken())
+        items.append(dropped_files.ImportItem(f"k/{size}", str(path), size))
+    report = dropped_files.import_small_files(store, items, lambda _d, _t: None, CancelToken())
     assert report.problems == [] and len(report.keys) == len(sizes)
     for size in sizes:
         data = (tmp_path / f"f{size}").read_bytes()
@@ -382,7 +382,7 @@ def test_small_files_are_read_whole_at_every_size(tmp_path):
     # whole.
     grown = tmp_path / "grown"
     grown.write_bytes(os.urandom(2 * SMALL_FILE + 5))
-    data, _st = drop_files._read_small(str(grown), 4096)
+    data, _st = dropped_files._read_small(str(grown), 4096)
     assert data == grown.read_bytes()
 
 
@@ -475,7 +475,7 @@ def test_dragging_keys_within_the_tree_moves_or_copies_them(qtbot, window):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_scan_never_opens_special_files(tmp_path):
-    from storegui.app.drop_files import scan_drop
+    from storegui.app.dnd.dropped_files import scan_drop
     from storegui.stores import MemoryStore
 
     os.mkfifo(tmp_path / "pipe")  # opening it for reading would block forever

@@ -23,26 +23,26 @@ from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
 from store_helpers import FullDisk
 
 from storegui.app import MainWindow, run, workspace_from_args
-from storegui.app.metadata_table import VALUE
-from storegui.app.tree_model import LOADING_TEXT, KeyRole, OriginRole
-from storegui.app.tree_nodes import LOADED
-from storegui.app.workspace_dialog import WorkspaceDialog
+from storegui.app.dialogs.workspace import WorkspaceDialog
+from storegui.app.panels.metadata_table import VALUE
+from storegui.app.tree.model import LOADING_TEXT, KeyRole, OriginRole
+from storegui.app.tree.nodes import LOADED
 from storegui.config import Workspace, data_dir, recent_workspaces
 from storegui.stores import MemoryStore, MountedStore, StoreError, open_store
 
 # ---------------------------------------------------------------------- helpers
 
 
-def proxy_index(window: MainWindow, key: str) -> QModelIndex:
-    return window.proxy.mapFromSource(window.model.index_for_key(key))
+def index_of_key(window: MainWindow, key: str) -> QModelIndex:
+    return window.model.index_for_key(key)
 
 
 def shown(window: MainWindow, key: str = "") -> dict[str, str]:
     """{key: origin} of the rows the view shows under ``key`` (a loaded folder or "")."""
-    parent = proxy_index(window, key) if key else QModelIndex()
+    parent = index_of_key(window, key) if key else QModelIndex()
     out = {}
-    for row in range(window.proxy.rowCount(parent)):
-        index = window.proxy.index(row, 0, parent)
+    for row in range(window.model.rowCount(parent)):
+        index = window.model.index(row, 0, parent)
         if index.data(KeyRole) is not None:
             out[index.data(KeyRole)] = index.data(OriginRole)
     return out
@@ -54,7 +54,7 @@ def origin(window: MainWindow, key: str) -> str | None:
 
 def open_folder(qtbot, window: MainWindow, key: str) -> None:
     """Expand ``key`` in the view, as a user clicking its arrow, and wait for its rows."""
-    window.tree.expand(proxy_index(window, key))
+    window.tree.expand(index_of_key(window, key))
     qtbot.waitUntil(lambda: window.model.node(window.model.index_for_key(key)).state == LOADED)
 
 
@@ -64,7 +64,7 @@ def select(qtbot, window: MainWindow, *keys: str) -> None:
     selection.clearSelection()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for key in keys:
-        index = proxy_index(window, key)
+        index = index_of_key(window, key)
         assert index.isValid(), key
         selection.setCurrentIndex(index, flags)
     qtbot.waitUntil(lambda: sorted(n.key for n in window.selected_nodes()) == sorted(keys))
@@ -107,7 +107,7 @@ def test_the_tree_shows_the_merged_keys_and_loads_folders_when_expanded(qtbot, w
     open_folder(qtbot, window, "work/")
     assert shown(window, "work/") == WORK
     assert window.model.node(window.model.index_for_key("archive/")).state != LOADED
-    qtmodeltester.check(window.proxy)
+    qtmodeltester.check(window.model)
 
 
 def test_selecting_a_key_fills_the_metadata_panel_and_the_preview(qtbot, window):
@@ -232,7 +232,7 @@ def test_the_context_menu_and_keyboard_reach_the_actions(qtbot, window, monkeypa
     monkeypatch.setattr(QMenu, "popup", lambda menu, *args: menus.append(menu))
     open_folder(qtbot, window, "work/")
     select(qtbot, window, "work/local.txt")
-    where = window.tree.visualRect(proxy_index(window, "work/local.txt")).center()
+    where = window.tree.visualRect(index_of_key(window, "work/local.txt")).center()
     window.tree.customContextMenuRequested.emit(where)
     names = [a.objectName() for a in menus[0].actions() if a.objectName()]
     assert names == ["pushAction", "pullAction", "revertAction", "deleteAction", "exportAction",
@@ -337,7 +337,7 @@ def test_the_filter_box_filters_the_loaded_keys(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # Find
     qtbot.waitUntil(window.filter_box.hasFocus)
     qtbot.keyClicks(window.filter_box, "*.txt")
-    qtbot.waitUntil(lambda: window.proxy.pattern == "*.txt")
+    qtbot.waitUntil(lambda: window.model.name_filter == "*.txt")
     assert shown(window) == {"work/": "shadowing"}  # README.md and unloaded archive/ hidden
     assert shown(window, "work/") == {k: v for k, v in WORK.items() if k.endswith(".txt")}
     window.filter_box.setText("SHADOW")  # no wildcard: a case-insensitive substring
@@ -381,7 +381,7 @@ def test_a_hung_backing_store_does_not_freeze_the_window(qtbot, make_window, wor
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     timer.start(10)
     qtbot.waitUntil(lambda: len(ticks) >= 10)  # the event loop runs while list_dir hangs
-    qtbot.waitUntil(lambda: window.proxy.index(0, 0).data() == LOADING_TEXT)
+    qtbot.waitUntil(lambda: window.model.index(0, 0).data() == LOADING_TEXT)
     qtbot.keyClicks(window.filter_box, "abc")  # and the window takes input
     assert window.filter_box.text() == "abc"
     window.filter_box.clear()

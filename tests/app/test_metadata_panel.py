@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLineEdit, QPlainTextEdit
 
-from storegui.app.metadata_panel import HINT, MetadataPanel
-from storegui.app.metadata_table import NAME, TYPE, VALUE
-from storegui.app.value_types import ValueType
+from storegui.app.panels.metadata import HINT, MetadataPanel
+from storegui.app.panels.metadata_table import NAME, TYPE, VALUE
+from storegui.app.panels.value_types import ValueType
 from storegui.stores import MemoryStore, MountedStore
 
 METADATA = {

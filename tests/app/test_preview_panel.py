@@ -10,19 +10,19 @@ import pytest
 from PySide6.QtCore import QBuffer, QCoreApplication, QIODevice, QThreadPool
 from PySide6.QtGui import QColor, QFontInfo, QImage, QPainter
 
-from storegui.app.preview_content import (
-    charset,
-    decode_text,
-    hex_dump,
-    image_format,
-    media_type,
-)
-from storegui.app.preview_panel import (
+from storegui.app.panels.preview import (
     HEX_DUMP_LIMIT,
     HINT,
     PREVIEW_IMAGE_LIMIT,
     PREVIEW_TEXT_LIMIT,
     PreviewPanel,
+)
+from storegui.app.panels.preview_content import (
+    charset,
+    decode_text,
+    hex_dump,
+    image_format,
+    media_type,
 )
 from storegui.stores import MemoryStore, MountedStore
 

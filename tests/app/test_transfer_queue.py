@@ -14,10 +14,10 @@ from sample_stores import MOUNT_POINT, fill
 from store_helpers import FullDisk
 from test_main_window import action, open_folder, origin, select
 
-from storegui.app.drop_files import ImportItem, import_large_file
-from storegui.app.transfer_panel import ACTION, PROGRESS, STATE, ProgressRole, TransferPanel
-from storegui.app.transfer_queue import JobState, TransferQueue, give_way
-from storegui.app.workers import FULL_COLLECTIONS, FullCollections
+from storegui.app.dnd.dropped_files import ImportItem, import_large_file
+from storegui.app.scheduling import FULL_COLLECTIONS, FullCollections, give_way
+from storegui.app.transfers.panel import ACTION, PROGRESS, STATE, ProgressRole, TransferPanel
+from storegui.app.transfers.queue import JobState, TransferQueue
 from storegui.stores import FileSystemStore, MemoryStore, MountedStore
 from storegui.stores.errors import TransferCancelled
 from storegui.stores.streaming import copy_stream

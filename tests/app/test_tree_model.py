@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
 
-from storegui.app.tree_loading import FIRST_BATCH
-from storegui.app.tree_model import (
+from storegui.app.tree.jobs import FIRST_BATCH
+from storegui.app.tree.model import (
     LOADING_TEXT,
     MODIFIED,
     NAME,
@@ -20,7 +20,7 @@ from storegui.app.tree_model import (
     OriginRole,
     SortRole,
 )
-from storegui.app.tree_nodes import StatusRow
+from storegui.app.tree.nodes import StatusRow
 from storegui.stores import MemoryStore, MountedStore, StoreError
 
 

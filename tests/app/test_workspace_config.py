@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storegui.app.workspace_dialog import WorkspaceDialog
+from storegui.app.dialogs.workspace import WorkspaceDialog
 from storegui.config import DEFAULT_NAME, config_dir, find_workspace
 
 DAMAGED = '{"workspaces": null, "recent": ["x"]}'

@@ -1,7 +1,7 @@
 """What a preview shows for a key's data, decided off the GUI thread.
 
 :func:`load_preview` reads a bounded prefix of a key (see
-:mod:`storegui.app.preview_panel` for the limits) and returns a
+:mod:`storegui.app.panels.preview` for the limits) and returns a
 :class:`Preview`: text, a decoded QImage, or bytes for a hex dump. Only
 QImage is used from Qt, which is safe on a worker thread (unlike QPixmap).
 """
@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
 from PySide6.QtGui import QImage, QImageReader
 
-from .formatting import format_size
+from ..formatting import format_size
 
 PREVIEW_TEXT_LIMIT = 256 * 1024
 PREVIEW_IMAGE_LIMIT = 8 * 1024 * 1024

@@ -1,6 +1,6 @@
 """The metadata panel: the selected key's details and its metadata as an editable table.
 
-Every store call (loading the key, applying edits) runs on a superqt worker;
+Every store call (loading the key, applying edits) runs on a worker;
 a generation counter drops results that arrive after the selection moved on.
 """
 
@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker
 
+from ..workers import run_in_thread
 from .key_details import (
     KeyDetails,
     KeyDetailsHeader,
@@ -286,8 +286,8 @@ class MetadataPanel(QWidget):
         self.message.setText(f"Applying the metadata of {key}…")
         self.message.setVisible(True)
         self._update_controls()
-        create_worker(_apply, self._generation, self._store, key, metadata,
-                      _connect={"returned": self._on_applied})
+        run_in_thread(_apply, self._generation, self._store, key, metadata,
+                      on_result=self._on_applied)
 
     # ---------------------------------------------------------------- states
 
@@ -320,8 +320,7 @@ class MetadataPanel(QWidget):
         self.message.setText("Loading…")
         self.message.setVisible(True)
         self._update_controls()
-        create_worker(_load, self._generation, self._store, self._key,
-                      _connect={"returned": self._on_loaded})
+        run_in_thread(_load, self._generation, self._store, self._key, on_result=self._on_loaded)
 
     def _on_loaded(self, result: tuple[int, Any]) -> None:
         generation, details = result

@@ -27,9 +27,9 @@ from PySide6.QtGui import (
     QResizeEvent,
 )
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QStackedWidget, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
-from .formatting import format_size
+from ..formatting import format_size
+from ..workers import run_in_thread
 from .key_details import describe_error, is_folder
 from .metadata_table import error_colour
 from .preview_content import (
@@ -177,8 +177,7 @@ class PreviewPanel(QWidget):
         self._key = key
         self._loading = True
         self._show_message("Loading…")
-        create_worker(_load, self._generation, self._store, key,
-                      _connect={"returned": self._on_loaded})
+        run_in_thread(_load, self._generation, self._store, key, on_result=self._on_loaded)
 
     def reload(self) -> None:
         """Read the shown key again (after its data changed)."""

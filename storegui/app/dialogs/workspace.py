@@ -18,15 +18,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import (
+from ...config import (
     Workspace,
     load_workspaces,
     recent_workspaces,
     workspace_from_urls,
     workspace_problem,
 )
-from ..stores.errors import StoreError
-from ..stores.registry import open_store
+from ...stores.errors import StoreError
+from ...stores.registry import open_store
 
 WorkspaceRole = Qt.ItemDataRole.UserRole + 1
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QMenu, QSizePoli
 from storegui import resources_path
 from storegui.stores.errors import StoreError
 
-from .formatting import KEY_ORIGIN_TIPS, ORIGIN_LABELS, format_size, format_time
+from ..formatting import KEY_ORIGIN_TIPS, ORIGIN_LABELS, format_size, format_time
 
 
 def is_folder(key: str | None) -> bool:

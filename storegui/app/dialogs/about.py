@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import APP_NAME, __version__
-from ..config import Workspace, config_dir, data_dir
-from .icons import app_icon
-from .workers import run_in_thread
+from ... import APP_NAME, __version__
+from ...config import Workspace, config_dir, data_dir
+from ..icons import app_icon
+from ..workers import run_in_thread
 
 ICON_SIZE = 64
 #: Libraries whose versions the dialog lists when they are installed.

@@ -2,7 +2,7 @@
 
 Each row is ``(name, type, text)``: the value is kept as the text the user
 typed, so a half-typed or invalid value survives until it is fixed; the
-rules live in :mod:`storegui.app.value_types`. The model recomputes the
+rules live in :mod:`storegui.app.panels.value_types`. The model recomputes the
 problems after every change and shows them on the offending cell (icon,
 tooltip, tinted row); :class:`MetadataTableModel.changed` tells the panel
 to update its buttons and problem list.

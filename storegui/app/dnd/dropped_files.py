@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stores.errors import InvalidKeyError, StoreError
-from ..stores.importing import DIGEST, import_file, media_type
-from ..stores.keys import check_key
-from ..stores.sqlite_schema import refuse_in_use
-from ..stores.streaming import CancelToken
+from ...stores.errors import InvalidKeyError, StoreError
+from ...stores.importing import DIGEST, import_file, media_type
+from ...stores.keys import check_key
+from ...stores.sqlite_schema import refuse_in_use
+from ...stores.streaming import CancelToken
 
 Progress = Callable[[int, "int | None"], None]
 

@@ -3,10 +3,10 @@
 Each function here runs on a :class:`~storegui.app.workers.Worker` and hands
 the GUI thread a result it only has to install (a few list operations and
 the rows in view, whatever the folder's size). Each works in short bursts
-(:class:`Pacer`): the GUI thread needs the GIL for every call Qt makes into
-the model (a layout or a paint is thousands of them), and a worker
-computing without a pause would make each of those calls wait for the
-interpreter's switch interval.
+(:class:`~storegui.app.scheduling.Pacer`): the GUI thread needs the GIL for
+every call Qt makes into the model (a layout or a paint is thousands of
+them), and a worker computing without a pause would make each of those
+calls wait for the interpreter's switch interval.
 """
 
 from __future__ import annotations
@@ -17,20 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stores.streaming import CancelToken
-from .tree_nodes import KeyNode, sort_key_function
-from .workers import Worker
+from ...stores.streaming import CancelToken
+from ..scheduling import Pacer, no_pause
+from ..workers import Worker
+from .nodes import KeyNode, sort_key_function
 
-#: A worker computes this long (seconds) between pauses...
-BURST = 0.001
-#: ...and then pauses this long, leaving the GIL to the GUI thread...
-PAUSE = 0.001
-#: ...or, while the GUI thread's heartbeat is this late (it is busy), until it is back,
-#: waiting at most MAX_WAIT at a time. A heartbeat older than GIVE_UP means no
-#: timer beats any more (nothing is busy, or the model is gone).
-GUI_LATE = 0.008
-MAX_WAIT = 0.1
-GIVE_UP = 0.5
 FIRST_BATCH = 200  # small, so the first rows of a huge folder show at once
 BATCH = 4000
 BATCH_SECONDS = 0.1
@@ -40,65 +31,13 @@ SORT_CHUNK = 2048
 _ABORT_CHECK = 1023  # check for quit() every 1,024 items
 
 
-class GuiHeartbeat:
-    """When the GUI thread last ran its event loop, as told by a timer there while jobs run.
-
-    A worker that sees it late leaves the GIL to the GUI thread until it is
-    back: every call Qt makes into the model (thousands per layout or
-    paint) needs the GIL, and would otherwise wait for the worker's turn.
-    """
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def beat(self) -> None:
-        """Called from a timer on the GUI thread."""
-        self.last = time.perf_counter()
-
-    def late(self) -> bool:
-        """Whether the GUI thread is busy (its timer is late, but has beaten lately)."""
-        return GUI_LATE < time.perf_counter() - self.last < GIVE_UP
-
-
-HEARTBEAT = GuiHeartbeat()
-
-
-class Pacer:
-    """Call it often from a loop on a worker: it pauses after every ``burst`` seconds of work.
-
-    The pause lasts ``pause`` seconds, or while the GUI thread is busy
-    (:data:`HEARTBEAT`), up to :data:`MAX_WAIT`.
-    """
-
-    __slots__ = ("burst", "pause", "_since")
-
-    def __init__(self, burst: float = BURST, pause: float = PAUSE) -> None:
-        self.burst = burst
-        self.pause = pause
-        self._since = time.perf_counter()
-
-    def __call__(self) -> None:
-        if time.perf_counter() - self._since < self.burst:
-            return
-        time.sleep(self.pause)  # releases the GIL
-        waited = self.pause
-        while waited < MAX_WAIT and HEARTBEAT.late():
-            time.sleep(0.002)
-            waited += 0.002
-        self._since = time.perf_counter()
-
-
-def _no_pause() -> None:
-    """The pacer of work done at once on the GUI thread (small folders)."""
-
-
 def job(fn: Callable[..., Any], *args: Any) -> Worker:
     """A :class:`Worker` (not started) for ``fn(*args, token)``; its ``quit()`` sets ``token``.
 
     The function gets the worker's cancel token rather than the worker
     itself, so that the worker holds no reference cycle: once it has
     finished, reference counting frees it, and the tree nodes it refers to
-    (see ``gc.freeze`` in :mod:`.tree_loading`).
+    (see :func:`~storegui.app.scheduling.note_new_nodes`).
     """
     token = CancelToken()
     worker = Worker(fn, *args, token)
@@ -133,7 +72,7 @@ def _in_order(first: Any, then: Any, descending: bool) -> bool:
 
 
 def merge_sorted(a: list[KeyNode], b: list[KeyNode], order: tuple[int, bool],
-                 pace: Callable[[], None] = _no_pause) -> list[KeyNode]:
+                 pace: Callable[[], None] = no_pause) -> list[KeyNode]:
     """Two lists sorted by ``order``, merged (at once in the common case: ``b`` after ``a``)."""
     if not a or not b:
         return a + b
@@ -274,7 +213,7 @@ def filter_folders(snapshot: list[tuple[KeyNode, int, list[KeyNode]]],
     so deeper folders are done first. Runs in bursts on a worker, or at once
     (``token`` None) for a small tree on the GUI thread. None if stopped.
     """
-    pace = Pacer() if token is not None else _no_pause
+    pace = Pacer() if token is not None else no_pause
     passes: dict[KeyNode, bool] = {}  # loaded folders
     out = []
     count = 0

@@ -1,57 +1,16 @@
-"""The key tree's view and the proxy it shows the model through."""
+"""The key tree's view: it shows the KeyTreeModel itself (the model filters and sorts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPoint, QRect, Qt
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
-from .tree_model import MODIFIED, NAME, ORIGIN, SIZE
-from .tree_nodes import LOADED, KeyNode
-from .tree_paging import TreePager, tree_model_of
-
-
-class KeyFilterProxyModel(QIdentityProxyModel):
-    """The view's model over :class:`KeyTreeModel`: filtering and sorting happen in the model.
-
-    Filtering or sorting a folder of 100,000 rows in a QSortFilterProxyModel
-    would call Python for every row and comparison, and could only page the
-    rows it was given; :meth:`set_pattern` hands the filter to the model
-    instead (see :mod:`.tree_filter`), and ``sort`` is forwarded to it. A
-    folder stays visible while anything loaded under it matches; the filter
-    covers what is loaded, "Search Store…" covers the rest.
-    """
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._text = ""
-
-    @property
-    def pattern(self) -> str:
-        """The filter text in use ("" for none)."""
-        return self._text
-
-    def set_pattern(self, text: str) -> None:
-        """Show only names matching ``text`` (``*`` and ``?`` wildcards; else a substring)."""
-        if text.strip() == self._text:
-            return
-        self._text = text.strip()
-        source = tree_model_of(self.sourceModel())
-        if source is not None:
-            source.set_name_filter(self._text)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        source = self.sourceModel()
-        if source is not None:
-            source.sort(column, order)
-
-    def source_node(self, index: QModelIndex) -> Any:
-        """The tree node behind a proxy index."""
-        source = self.sourceModel()
-        return source.node(self.mapToSource(index)) if source is not None else None
-
+from .model import MODIFIED, NAME, ORIGIN, SIZE
+from .nodes import LOADED, KeyNode
+from .paging import TreePager
 
 REFUSED_COLOR = QColor("#e53935")
 
@@ -61,10 +20,10 @@ class KeyTreeView(QTreeView):
 
     Drag and drop go through two handlers the window sets (the model itself
     takes no part, so its flags stay cheap for huge folders):
-    ``drop_handler`` (a :class:`~storegui.app.drop_import.DropImporter`)
+    ``drop_handler`` (a :class:`~storegui.app.dnd.drop.DropImporter`)
     judges what is dragged over a row (``drag_verdict``), runs drops and is
     told when a drag leaves; ``drag_handler`` (a
-    :class:`~storegui.app.drag_out.DragOut`) starts a drag of the selection.
+    :class:`~storegui.app.dnd.drag.DragOut`) starts a drag of the selection.
     While dragging, the target row (or the whole view, for the top level) is
     outlined: in the highlight colour where the drop is accepted, dashed red
     where it is refused.
@@ -118,16 +77,16 @@ class KeyTreeView(QTreeView):
 
         Unloaded folders stay closed: expanding them would list them.
         """
-        proxy = self.model()
-        if proxy is None:
+        model = self.model()
+        if model is None:
             return
         stack = [QModelIndex()]
         expanded = 0
         while stack and expanded < limit:
             parent = stack.pop()
-            for row in range(proxy.rowCount(parent)):
-                index = proxy.index(row, 0, parent)
-                node = proxy.source_node(index)
+            for row in range(model.rowCount(parent)):
+                index = model.index(row, 0, parent)
+                node = model.node(index)
                 if isinstance(node, KeyNode) and node.is_dir and node.state == LOADED:
                     self.expand(index)
                     expanded += 1

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..stores.errors import StoreError
-from . import icons
-from .workers import Worker
+from ...stores.errors import StoreError
+from .. import icons
+from ..workers import Worker
 
 #: At most this many results are listed (a search may match millions of keys).
 MAX_RESULTS = 5000

@@ -31,13 +31,13 @@ import platformdirs
 from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QUrl
 from PySide6.QtGui import QDrag
 
-from .. import APP_AUTHOR, APP_NAME
-from ..stores.streaming import CancelToken, copy_value
-from . import icons, operations
-from .actions import without_nested
-from .drop_files import REPLACE, DropScan, ImportItem, ImportReport, find_existing, target_key
-from .drop_import import DropVerdict, describe_prefix
-from .transfer_queue import JobState, TransferJob
+from ... import APP_AUTHOR, APP_NAME
+from ...stores.streaming import CancelToken, copy_value
+from .. import icons, operations
+from ..actions import without_nested
+from ..transfers.queue import JobState, TransferJob
+from .drop import DropVerdict, describe_prefix
+from .dropped_files import REPLACE, DropScan, ImportItem, ImportReport, find_existing, target_key
 
 KEYS_MIME = "application/x-storegui-keys"
 URI_LIST = "text/uri-list"

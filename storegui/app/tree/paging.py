@@ -2,7 +2,7 @@
 
 Qt's tree view lays out every row of its expanded folders again after each
 change, at a few microseconds of Python per row, so :class:`TreePager`
-turns paging on in the :class:`~storegui.app.tree_model.KeyTreeModel`
+turns paging on in the :class:`~storegui.app.tree.model.KeyTreeModel`
 behind a view: a folder shows a window of at most ``limit`` rows, with a
 placeholder row above and below for the rest. When the view scrolls a
 placeholder into sight, the pager asks the model for the next (or the
@@ -21,8 +21,8 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QPoint, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QTreeView
 
-from .tree_model import KeyTreeModel
-from .tree_nodes import HEAD, KeyNode, StatusRow
+from .model import KeyTreeModel
+from .nodes import HEAD, KeyNode, StatusRow
 
 #: Rows a folder shows first, and how many more each step shows.
 PAGE_ROWS = 200
@@ -119,9 +119,6 @@ class TreePager(QObject):
             self._view.expand_loaded()
 
     def _node(self, index: QModelIndex) -> Any:
-        model = self._view.model()
-        if hasattr(model, "source_node"):
-            return model.source_node(index)
         return index.internalPointer() if index.isValid() else None
 
     def visible_rows(self) -> list[QModelIndex]:

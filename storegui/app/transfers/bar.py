@@ -14,10 +14,10 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QWidget
 
-from . import icons
-from .formatting import format_progress
-from .transfer_panel import format_rate
-from .transfer_queue import TransferQueue
+from .. import icons
+from ..formatting import format_progress
+from .panel import format_rate
+from .queue import TransferQueue
 
 _STEPS = 1000
 

@@ -1,6 +1,6 @@
 """TransferPanel: every queued, running and finished transfer with its progress.
 
-One row per :class:`~storegui.app.transfer_queue.TransferJob`: its title, a
+One row per :class:`~storegui.app.transfers.queue.TransferJob`: its title, a
 progress bar with bytes done of the total, the rate, the time remaining, its
 state, and a button to cancel it (queued or running) or retry it (failed or
 cancelled). A failed job shows its error in place of the bar. The rows
@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .formatting import format_progress, format_size
-from .transfer_queue import MAX_CONCURRENCY, JobState, TransferJob, TransferQueue
+from ..formatting import format_progress, format_size
+from .queue import MAX_CONCURRENCY, JobState, TransferJob, TransferQueue
 
 TITLE, PROGRESS, RATE, REMAINING, STATE, ACTION = range(6)
 HEADERS = ("Transfer", "Progress", "Rate", "Remaining", "State", "")

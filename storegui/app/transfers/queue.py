@@ -20,11 +20,11 @@ the store's bookkeeping) and hold the GIL meanwhile; the GUI thread needs the
 GIL for each of its timers and each call Qt makes into a model, and two busy
 workers can keep it waiting for several switch intervals (stalls of 40-130 ms
 measured while 10,000 small files were imported). While jobs run, a timer on the
-GUI thread beats the shared heartbeat (:data:`~.tree_jobs.HEARTBEAT`, which the
+GUI thread beats the shared heartbeat (:data:`~storegui.app.scheduling.HEARTBEAT`, which the
 tree's workers watch too); a job that sees it late sleeps until the GUI
 thread is back, a few milliseconds at most.
 
-While jobs run, full garbage collections wait (:class:`~.workers.FullCollections`):
+While jobs run, full garbage collections wait (:class:`~storegui.app.scheduling.FullCollections`):
 an import batch keeps tens of thousands of objects alive until it commits
 (the store's undo log and events), and a full collection walks them all
 holding the GIL, on whichever thread allocated last (70 ms measured, on a
@@ -34,7 +34,6 @@ idle, when those objects are gone.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,10 +41,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from ..stores.errors import TransferCancelled
-from .transfer_jobs import JobFunction, JobState, Overall, TransferJob
-from .tree_jobs import GIVE_UP, HEARTBEAT, MAX_WAIT
-from .workers import FULL_COLLECTIONS, Worker
+from ...stores.errors import TransferCancelled
+from ..scheduling import FULL_COLLECTIONS, HEARTBEAT, HeartbeatTimer, give_way
+from ..workers import Worker
+from .jobs import JobFunction, JobState, Overall, TransferJob
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "JobState", "Overall",
            "PROGRESS_INTERVAL_MS", "TransferJob", "TransferQueue"]
@@ -56,33 +55,6 @@ DEFAULT_CONCURRENCY = 2
 MAX_CONCURRENCY = 8
 #: Finished jobs listed at most (the oldest successful ones go first).
 KEEP_FINISHED = 200
-#: How often the GUI thread beats the heartbeat while jobs run (milliseconds).
-BEAT_MS = 4
-#: A job gives way once the last beat is this old (seconds): a beat missed by 2 ms.
-GIVE_WAY_LATE = 0.006
-#: A job waiting for a late GUI thread looks again after this long (seconds).
-GIVE_WAY_STEP = 0.001
-# The thread the heartbeat's timers run on (the Qt application's main thread).
-_GUI_THREAD = threading.main_thread().ident
-
-
-def give_way() -> None:
-    """On a worker: while the GUI thread's heartbeat is late, sleep (leaving it the GIL).
-
-    Waits :data:`~.tree_jobs.MAX_WAIT` at most, so that a GUI thread busy
-    with something else slows a transfer down a little, never stops it; a
-    heartbeat older than :data:`~.tree_jobs.GIVE_UP` (or stopped) means
-    nothing beats, and nothing waits. Does nothing on the GUI thread itself
-    (it would wait for its own beat).
-    """
-    if threading.get_ident() == _GUI_THREAD:
-        return
-    waited = 0.0
-    while waited < MAX_WAIT and GIVE_WAY_LATE < time.perf_counter() - HEARTBEAT.last < GIVE_UP:
-        time.sleep(GIVE_WAY_STEP)
-        waited += GIVE_WAY_STEP
-
-
 def _run_job(job: TransferJob, worker: Worker) -> Any:
     record = job.progress
 
@@ -137,9 +109,7 @@ class TransferQueue(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._tick)
-        self._beat_timer = QTimer(self)
-        self._beat_timer.setInterval(BEAT_MS)
-        self._beat_timer.timeout.connect(HEARTBEAT.beat)
+        self._heartbeat = HeartbeatTimer(self)
 
     # ------------------------------------------------------------------ reading
 
@@ -275,7 +245,7 @@ class TransferQueue(QObject):
         The jobs' ends are still delivered later, through the event loop.
         """
         deadline = time.monotonic() + timeout
-        HEARTBEAT.last = 0.0  # the GUI thread waits for the jobs: they must not wait for it
+        HEARTBEAT.stop()  # the GUI thread waits for the jobs: they must not wait for it
         for job in list(self._running):
             worker = job.worker
             if worker is not None and not worker.wait(max(0.0, deadline - time.monotonic())):
@@ -301,9 +271,7 @@ class TransferQueue(QObject):
             worker.start(self._pool)
         if self._running and not self._timer.isActive():
             self._timer.start()
-        if self._running and not self._beat_timer.isActive():
-            HEARTBEAT.beat()  # not late from an old beat before the timer's first one
-            self._beat_timer.start()
+        if self._running and self._heartbeat.set_running(True):
             FULL_COLLECTIONS.defer()
 
     def _tick(self) -> None:
@@ -377,10 +345,7 @@ class TransferQueue(QObject):
 
     def _stop_beating(self) -> None:
         """No job runs: stop the heartbeat and let full collections run again."""
-        if self._beat_timer.isActive():
-            self._beat_timer.stop()
-            # No beat now means "nothing to wait for", not "the GUI thread is late".
-            HEARTBEAT.last = 0.0
+        if self._heartbeat.set_running(False):
             FULL_COLLECTIONS.resume()
 
     def _trim(self) -> None:

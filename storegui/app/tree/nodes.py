@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..stores.value import Entry
+from ...stores.value import Entry
 
 UNLOADED, LOADING, LOADED, FAILED = 0, 1, 2, 3
 
@@ -155,8 +155,8 @@ class KeyNode:
         """Break the reference cycles of this detached subtree (parent links, placeholder rows).
 
         Reference counting then frees it at once, even if the garbage
-        collector would no longer look at it (see ``gc.freeze`` in
-        :mod:`.tree_loading`).
+        collector would no longer look at it (see
+        :func:`~storegui.app.scheduling.note_new_nodes`).
         """
         self.parent = None
         self.row = -1

@@ -3,7 +3,7 @@
 A :class:`TransferJob` is written by two threads in a fixed way: the worker
 running it only calls :meth:`TransferJob.progress` (two attribute writes,
 safe under the GIL, cheap enough to call per chunk); everything else is read
-and written on the GUI thread by the :class:`~.transfer_queue.TransferQueue`.
+and written on the GUI thread by the :class:`~storegui.app.transfers.queue.TransferQueue`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ that and the status bar says it. A drop then runs in steps, none of them
 blocking the window:
 
 1. on a worker: walk the dropped files (or list the dragged keys) and check
-   which target keys exist already (:func:`.drop_files.scan_drop`);
+   which target keys exist already (:func:`storegui.app.dnd.dropped_files.scan_drop`);
 2. on the GUI thread: ask about each name clash (:class:`ClashDialog`:
    replace, keep both, skip, with "apply to all");
 3. queue the jobs on the transfer queue (small files batched, each large
@@ -19,14 +19,13 @@ blocking the window:
 
 from __future__ import annotations
 
-import gc
 import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -38,14 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..stores.errors import TransferCancelled
-from . import drop_files
-from .drop_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
-from .formatting import format_size
-from .transfer_queue import BEAT_MS
-from .tree_jobs import HEARTBEAT, Pacer
-from .tree_nodes import KeyNode, StatusRow
-from .workers import run_in_thread
+from ...stores.errors import TransferCancelled
+from ..formatting import format_size
+from ..scheduling import HeartbeatTimer, freeze_alive, scan_pacer
+from ..tree.nodes import KeyNode, StatusRow
+from ..workers import run_in_thread
+from . import dropped_files
+from .dropped_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
 
 #: At most this many problems are listed in the summary dialog.
 MAX_LISTED = 15
@@ -135,7 +133,7 @@ class ClashDialog(QDialog):
 class DropImporter(QObject):
     """Judges drags over the tree and runs drops (files in; keys moved or copied).
 
-    Needs of the window: ``store``, ``facts``, ``tree``, ``proxy``, ``model``,
+    Needs of the window: ``store``, ``facts``, ``tree``, ``model``,
     ``transfers`` (the TransferQueue), ``drag_out``, ``show_status`` and
     ``reveal_key``.
     """
@@ -149,9 +147,7 @@ class DropImporter(QObject):
         # While drops are planned, the GUI thread's heartbeat, for the planning workers'
         # pauses (scan_pacer): the transfer queue beats once the jobs run.
         self._planning = 0
-        self._beat = QTimer(self)
-        self._beat.setInterval(BEAT_MS)
-        self._beat.timeout.connect(HEARTBEAT.beat)
+        self._heartbeat = HeartbeatTimer(self)
 
     # ------------------------------------------------------------------ while dragging
 
@@ -161,7 +157,7 @@ class DropImporter(QObject):
         if not index.isValid():
             return "", QModelIndex()
         index = index.siblingAtColumn(0)
-        node = self.window.proxy.source_node(index)
+        node = self.window.model.node(index)
         if isinstance(node, StatusRow):
             node, index = node.parent, index.parent()
         elif isinstance(node, KeyNode) and not node.is_dir:
@@ -242,7 +238,7 @@ class DropImporter(QObject):
         if not paths:
             return None
         return self.start("import", prefix,
-                          lambda store: drop_files.scan_drop(store, prefix, paths, scan_pacer()))
+                          lambda store: dropped_files.scan_drop(store, prefix, paths, scan_pacer()))
 
     def start(self, verb: str, prefix: str, plan: Callable[[Any], DropScan]) -> DropSession:
         """Plan on a worker with ``plan(store)``, then ask about clashes, then queue the jobs."""
@@ -255,12 +251,10 @@ class DropImporter(QObject):
         def planned(store: Any) -> DropScan:
             # Everything that grows with the number of files happens here, on the worker:
             # the GUI thread then handles a few jobs, not 10,000 items (30 ms measured).
-            return drop_files.plan_jobs(plan(store), batched, scan_pacer())
+            return dropped_files.plan_jobs(plan(store), batched, scan_pacer())
 
         self._planning += 1
-        if not self._beat.isActive():
-            HEARTBEAT.beat()
-            self._beat.start()
+        self._heartbeat.set_running(True)
         run_in_thread(planned, store, context=store,
                       on_result=lambda scan: self._planned(session, scan),
                       on_error=lambda exc: self._plan_failed(session, exc),
@@ -270,8 +264,7 @@ class DropImporter(QObject):
     def _plan_ended(self) -> None:
         self._planning -= 1
         if not self._planning:
-            self._beat.stop()
-            HEARTBEAT.last = 0.0  # stopped, not late (see transfer_queue.give_way)
+            self._heartbeat.set_running(False)
 
     def _plan_failed(self, session: DropSession, exc: BaseException) -> None:
         self._forget(session)
@@ -284,8 +277,9 @@ class DropImporter(QObject):
             # The plan is thousands of long-lived objects, and the import workers allocate
             # fast: full collections then walk the whole heap holding the GIL, stalling the
             # window (70 ms measured, 10,000 files). As the tree does for its nodes (see
-            # tree_loading), freeze what is alive; release_frozen() gives it back later.
-            gc.freeze()
+            # scheduling.note_new_nodes), freeze what is alive; release_frozen() gives it
+            # back later.
+            freeze_alive()
         session.clashes = deque(scan.clashes)
         self._resolve_next(session)
 
@@ -324,7 +318,7 @@ class DropImporter(QObject):
         skipped = [item for item in scan.clashes if item.clash == SKIP]
         if skipped:
             session.reports.append(ImportReport(skipped=[(i.path, i.key) for i in skipped]))
-            jobs = drop_files.without_skipped(jobs)
+            jobs = dropped_files.without_skipped(jobs)
         if not jobs:
             self._summarize(session)
             return
@@ -340,15 +334,15 @@ class DropImporter(QObject):
             return
         for batch, size in jobs:
             name = os.path.basename(batch[0].path)
-            if len(batch) == 1 and batch[0].size > drop_files.SMALL_FILE:
+            if len(batch) == 1 and batch[0].size > dropped_files.SMALL_FILE:
                 self._submit(session, f"Import '{name}' into {where}",
-                             lambda p, c, i=batch[0]: drop_files.import_large_file(
+                             lambda p, c, i=batch[0]: dropped_files.import_large_file(
                                  store, i, p, c), size)
             else:
                 title = (f"Import {len(batch):,} files into {where}" if len(batch) > 1
                          else f"Import '{name}' into {where}")
                 self._submit(session, title,
-                             lambda p, c, b=batch: drop_files.import_small_files(
+                             lambda p, c, b=batch: dropped_files.import_small_files(
                                  store, b, p, c, scan.roots), size)
 
     def _submit(self, session: DropSession, title: str, fn: Any, total: int | None) -> None:
@@ -418,15 +412,6 @@ class DropImporter(QObject):
     def _forget(self, session: DropSession) -> None:
         if session in self.sessions:
             self.sessions.remove(session)
-
-
-def scan_pacer() -> Pacer:
-    """Pauses for a worker walking a drop: 2 ms of work, then 0.5 ms for the GUI thread.
-
-    (Walking 10,000 files holds the GIL for 0.1-0.2 s, just as the GUI
-    thread queues the jobs: a 56 ms stall measured without pauses.)
-    """
-    return Pacer(burst=0.002, pause=0.0005)
 
 
 def local_paths(mime: Any) -> list[str]:

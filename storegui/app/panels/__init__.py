@@ -1,0 +1,1 @@
+"""The panels beside the key tree: metadata, preview and search results."""

@@ -1,0 +1,1 @@
+"""Transfers: the queue of push, pull, import and export jobs, and its widgets."""
