@@ -77,7 +77,7 @@ def _timed(server: Any, fn: Any) -> tuple[Any, float, int]:
 def _store(server: Any, bucket: str) -> Any:
     from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
-    from storegui.stores.fsspec_store import FsspecStore
+    from storegui.stores.fsspec.store import FsspecStore
 
     store = FsspecStore(f"s3://{bucket}/store", endpoint_url=server.endpoint_url,
                         key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"region_name": REGION})
@@ -113,8 +113,8 @@ def bench_push(server: Any, size: int, scratch: str) -> list[Row]:
 
 def _lay_out(server: Any, bucket: str, count: int, with_index: bool) -> None:
     """``count`` keys as FsspecStore lays them out (data, metadata objects, index shards)."""
-    from storegui.stores.fsspec_index import shard_of
-    from storegui.stores.fsspec_keys import encode_key
+    from storegui.stores.fsspec.index import shard_of
+    from storegui.stores.fsspec.keys import encode_key
 
     objects: dict[str, bytes] = {}
     shards: dict[str, dict] = {}

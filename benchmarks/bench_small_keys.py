@@ -95,7 +95,7 @@ def _multiset_sides(args: argparse.Namespace, root: str, kind: str
                     ) -> dict[str, Callable[[int], Any]]:
     """The timed calls of one round (ours, reference); inputs are prepared untimed."""
     from storegui.stores.memory import MemoryStore
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     payload = os.urandom(args.value_size)
     n, groups = args.keys, args.groups
@@ -175,7 +175,7 @@ def _run_multiset(args: argparse.Namespace, root: str, kind: str) -> Row:
 
 def _build(path: str, args: argparse.Namespace) -> float:
     """Fill a SqliteStore with ``--query-keys`` keys; returns keys/s of the build."""
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     payload = os.urandom(args.value_size)
     store = SqliteStore(path)
@@ -203,7 +203,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _run_query(args: argparse.Namespace, root: str) -> list[Row]:
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     path = os.path.join(root, "query.sqlite")
     build_rate = _build(path, args)

@@ -123,9 +123,9 @@ class _Chain:
     """One kind of mount store over a FileSystemStore backing store, and its four operations."""
 
     def __init__(self, kind: str, root: str, src: str, buffer_size: int) -> None:
-        from storegui.stores.filesystem import FileSystemStore
-        from storegui.stores.mounted import MountedStore
-        from storegui.stores.sqlite import SqliteStore
+        from storegui.stores.filesystem.store import FileSystemStore
+        from storegui.stores.mounted.store import MountedStore
+        from storegui.stores.sqlite.store import SqliteStore
 
         self.kind = kind
         self.root = root
@@ -286,8 +286,8 @@ class _CrossPush:
     def __init__(self, args: argparse.Namespace, root: str, src: str) -> None:
         import tempfile
 
-        from storegui.stores.filesystem import FileSystemStore
-        from storegui.stores.mounted import MountedStore
+        from storegui.stores.filesystem.store import FileSystemStore
+        from storegui.stores.mounted.store import MountedStore
 
         self.tmp = tempfile.mkdtemp(prefix="storegui-bench-", dir=args.cross_dir)
         self.src = src

@@ -123,7 +123,7 @@ def mount_keys(count: int, big: int) -> list[str]:
 
 
 def _fill(path: str, keys: list[str], payload: bytes) -> None:
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     store = SqliteStore(path)
     try:

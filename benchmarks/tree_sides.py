@@ -133,8 +133,8 @@ def _app() -> Any:
 
 def _workspace(fixture: str) -> Any:
     # The app's modules are imported at start-up, before any window: not timed.
-    import storegui.stores.mounted  # noqa: F401
-    import storegui.stores.sqlite  # noqa: F401
+    import storegui.stores.mounted.store  # noqa: F401
+    import storegui.stores.sqlite.store  # noqa: F401
     from storegui.config import Workspace
 
     return Workspace("bench-tree", f"sqlite://{fixture}/backing.db",

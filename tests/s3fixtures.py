@@ -30,14 +30,14 @@ def shared_s3_server() -> S3Server:
 
 def fsspec_s3_store(server: S3Server, **options):
     """A new FsspecStore on a fresh bucket of ``server`` (not connected)."""
-    from storegui.stores.fsspec_store import FsspecStore
+    from storegui.stores.fsspec.store import FsspecStore
 
     return FsspecStore(f"s3://{server.new_bucket()}/store", **server.store_options(**options))
 
 
 def fsspec_memory_store(**options):
     """A new FsspecStore on a fresh root of fsspec's in-memory filesystem (not connected)."""
-    from storegui.stores.fsspec_store import FsspecStore
+    from storegui.stores.fsspec.store import FsspecStore
 
     return FsspecStore(f"memory://storegui-tests/{uuid.uuid4().hex}", **options)
 
@@ -70,7 +70,7 @@ def s3_bucket(s3_server) -> str:
 @pytest.fixture
 def s3_store(s3_server, s3_bucket, s3_env):
     """A connected FsspecStore on ``s3://<new bucket>/store``, credentials from the environment."""
-    from storegui.stores.fsspec_store import FsspecStore
+    from storegui.stores.fsspec.store import FsspecStore
 
     store = FsspecStore(f"s3://{s3_bucket}/store", endpoint_url=s3_server.endpoint_url,
                         connect_timeout=2.0, read_timeout=10.0)

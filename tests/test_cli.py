@@ -22,8 +22,8 @@ import pytest
 from store_helpers import FullDisk
 
 from storegui import __version__
-from storegui.cli import main, parse_value
-from storegui.cli_progress import ProgressBar, format_bytes, format_duration
+from storegui.cli.main import main, parse_value
+from storegui.cli.progress import ProgressBar, format_bytes, format_duration
 from storegui.config import Workspace
 from storegui.stores import MemoryStore, MountedStore
 
@@ -660,7 +660,7 @@ def test_verbs_never_import_qt(ws, tmp_path):
     w = where(ws)
     code = (
         "import sys\n"
-        "from storegui.cli import main\n"
+        "from storegui.cli.main import main\n"
         f"w = {w!r}\n"
         "runs = [['ls', '-r'], ['put', 'data/q.txt', sys.argv[1]], ['get', 'data/q.txt', '-'],\n"
         "        ['meta', 'data/q.txt'], ['query', 'kind=local'], ['push', 'data/q.txt'],\n"

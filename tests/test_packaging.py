@@ -189,7 +189,10 @@ def test_the_wheel_holds_the_package_and_its_resources_but_not_the_tests(install
         entry_points = next(wheel.read(n).decode() for n in names
                             if n.endswith(".dist-info/entry_points.txt"))
     for name in ("storegui/__init__.py", "storegui/app/main_window.py",
-                 "storegui/stores/mounted.py", "storegui/resources/style.qss",
+                 "storegui/stores/mounted/store.py", "storegui/stores/sqlite/store.py",
+                 "storegui/stores/fsspec/store.py", "storegui/stores/filesystem/store.py",
+                 "storegui/stores/transfer/streaming.py", "storegui/cli/main.py",
+                 "storegui/app/tree/model.py", "storegui/resources/style.qss",
                  "storegui/resources/storegui.desktop", "storegui/resources/icons/storegui.svg",
                  "storegui/resources/icons/storegui-256.png", "storegui/resources/icons/push.svg"):
         assert name in names, name

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 
-from ..stores.mounted_transfer import is_readonly
+from ..stores.mounted.rules import is_readonly
 from . import icons
 
 

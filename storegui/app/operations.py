@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stores.importing import import_file
-from ..stores.streaming import CancelToken, copy_stream
+from ..stores.transfer.streaming import CancelToken, copy_stream
 
 Progress = Callable[[int, "int | None"], None]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ..stores.streaming import CancelToken
+from ..stores.transfer.streaming import CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ builds one from a URL, and :class:`MountedStore` mounts a writable store at a
 key prefix over a backing store.
 """
 
-from .base import Store, Transaction
+from .contract import Store, Transaction
 from .errors import (
     InvalidDataError,
     InvalidKeyError,
@@ -31,26 +31,26 @@ from .events import (
 )
 from .memory import MemoryStore
 from .registry import open_store
-from .streaming import CancelToken, CopyResult, ProgressReader, copy_stream, copy_value
+from .transfer.streaming import CancelToken, CopyResult, ProgressReader, copy_stream, copy_value
 from .value import Entry, Value
 
 
 def __getattr__(name: str):
     # Heavier stores load on first use, so `import storegui.stores` stays cheap.
     if name == "FileSystemStore":
-        from .filesystem import FileSystemStore
+        from .filesystem.store import FileSystemStore
 
         return FileSystemStore
     if name == "SqliteStore":
-        from .sqlite import SqliteStore
+        from .sqlite.store import SqliteStore
 
         return SqliteStore
     if name == "MountedStore":
-        from .mounted import MountedStore
+        from .mounted.store import MountedStore
 
         return MountedStore
     if name == "FsspecStore":
-        from .fsspec_store import FsspecStore
+        from .fsspec.store import FsspecStore
 
         return FsspecStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

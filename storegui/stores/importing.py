@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import StoreError
-from .sqlite_schema import refuse_in_use
-from .streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, ProgressReader
+from .sqlite.schema import refuse_in_use
+from .transfer.streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, ProgressReader
 
 DIGEST = "sha256"
 DEFAULT_MEDIA_TYPE = "application/octet-stream"

@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
-from .base import Store, _unpack_value
+from .contract import Store, _unpack_value
 from .errors import StoreKeyError
 from .keys import split_child
 from .metadata import decode_metadata, encode_metadata, matches
-from .streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
+from .transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
 from .value import Entry, Value
 
 _MISSING = object()

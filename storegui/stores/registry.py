@@ -6,7 +6,7 @@ import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .base import Store
+from .contract import Store
 from .errors import StoreError
 
 
@@ -38,19 +38,19 @@ def open_store(url: str | os.PathLike, **options: Any) -> Store:
 
         return MemoryStore(**options)
     if scheme in ("", "file"):
-        from .filesystem import FileSystemStore
+        from .filesystem.store import FileSystemStore
 
         path = unquote(url[len("file://"):]) if scheme == "file" else url
         return FileSystemStore(os.path.expanduser(path), **options)
     if scheme == "sqlite":
-        from .sqlite import SqliteStore
+        from .sqlite.store import SqliteStore
 
         path = unquote(url[len("sqlite://"):])
         if not path:
             raise StoreError(f"{url!r} names no SQLite file (use sqlite:///path/to/file.db)")
         return SqliteStore(os.path.expanduser(path), **options)
     try:
-        from .fsspec_store import FsspecStore
+        from .fsspec.store import FsspecStore
     except ImportError as exc:
         raise StoreError(f"cannot open {url!r}: remote stores need fsspec ({exc})") from None
     return FsspecStore(url, **options)

@@ -362,7 +362,7 @@ def test_a_plan_names_its_clashes_and_its_jobs_with_their_bytes(tmp_path, monkey
 def test_small_files_are_read_whole_at_every_size(tmp_path):
     from storegui.app.dnd import dropped_files
     from storegui.stores import MemoryStore
-    from storegui.stores.streaming import CancelToken
+    from storegui.stores.transfer.streaming import CancelToken
 
     store = MemoryStore()
     sizes = [0, 1, 4095, 4096, 65537, SMALL_FILE]

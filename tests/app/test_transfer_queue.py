@@ -20,7 +20,7 @@ from storegui.app.transfers.panel import ACTION, PROGRESS, STATE, ProgressRole, 
 from storegui.app.transfers.queue import JobState, TransferQueue
 from storegui.stores import FileSystemStore, MemoryStore, MountedStore
 from storegui.stores.errors import TransferCancelled
-from storegui.stores.streaming import copy_stream
+from storegui.stores.transfer.streaming import copy_stream
 
 # ---------------------------------------------------------------------- helpers
 

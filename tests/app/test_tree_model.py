@@ -192,7 +192,8 @@ def test_writes_through_the_store_update_the_tree(qtbot, model, memory_store):
     qtbot.waitUntil(lambda: rows(model, work).get("work/brand-new.txt") == "remote")
     memory_store.push("work/")
     qtbot.waitUntil(lambda: rows(model).get("work/") == "remote")
-    assert set(rows(model, work).values()) == {"remote"}
+    # The folder's row and its children's are updated by separate events: wait for both.
+    qtbot.waitUntil(lambda: set(rows(model, work).values()) == {"remote"})
 
 
 def test_a_commit_of_many_keys_refreshes_each_folder_once(qtbot, model, memory_store,

@@ -92,10 +92,10 @@ def read_once(store: Any, key: str, expected: Expected, seen: set | None = None)
 def open_kind(kind: str, path: str) -> Any:
     """The store of ``kind`` ("fs" or "sqlite") at ``path``."""
     if kind == "fs":
-        from storegui.stores.filesystem import FileSystemStore
+        from storegui.stores.filesystem.store import FileSystemStore
 
         return FileSystemStore(path, create=False)
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     return SqliteStore(path)
 

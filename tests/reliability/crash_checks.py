@@ -8,7 +8,7 @@ behind: temp files, transaction folders, orphaned blobs and chunks.
 FileSystemStore removes an abandoned temp file at connect once nobody holds
 its ``flock`` *and* it has not changed for a minute (the minute covers the
 instant between creating a temp file and locking it, see
-``storegui.stores.fs_layout``). The harness checks the first condition for
+``storegui.stores.filesystem.layout``). The harness checks the first condition for
 real (the killed child's locks must be gone) and simulates the minute by
 setting the files' times back, so it does not have to wait.
 """
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storegui.stores.errors import StoreError
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.fs_layout import INTERNAL, STALE_AFTER
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.layout import INTERNAL, STALE_AFTER
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.sqlite.store import SqliteStore
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def fs_orphan_blobs(path: str) -> set[str]:
             record = store._load(key, False)[0]
             if record.blob:
                 used.add(record.blob)
-        from storegui.stores.fs_undo import blobs_in_undo_logs
+        from storegui.stores.filesystem.undo import blobs_in_undo_logs
 
         used |= blobs_in_undo_logs(store._dirs.trash)
     finally:

@@ -39,10 +39,10 @@ from typing import Any
 # This script's folder is on sys.path: the writers of the sharing tests.
 from sharing_worker import Output, long_lived, short_lived
 
-from storegui.stores.filesystem import FileSystemStore
+from storegui.stores.filesystem.store import FileSystemStore
 from storegui.stores.importing import import_file
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite.store import SqliteStore
 
 #: Deterministic crash points: where each one kills the child, and in which store it applies.
 CRASH_POINTS = {

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from storegui.stores.errors import StoreError
-from storegui.stores.filesystem import FileSystemStore
+from storegui.stores.filesystem.store import FileSystemStore
 from storegui.stores.importing import file_metadata
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.sqlite.store import SqliteStore
 
 from .child_processes import CHILD_DEADLINE, Child, ChildPool
 from .crash_checks import (

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from storegui.stores.errors import StoreError, StoreKeyError
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.sqlite.store import SqliteStore
 
 #: Every 10th key holds a value stored in chunk rows (more than 2 KiB), the others inline.
 CHUNKED_EVERY = 10

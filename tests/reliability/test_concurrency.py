@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from storegui.stores import MemoryStore, StoreError
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite.store import SqliteStore
 
 from .child_processes import child_env
 from .concurrency_worker import Expected, keys_for, read_once, write_version

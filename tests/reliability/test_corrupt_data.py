@@ -13,9 +13,9 @@ import sqlite3
 import pytest
 
 from storegui.stores import StoreError, open_store
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite.store import SqliteStore
 
 KiB = 1 << 10
 

@@ -13,8 +13,8 @@ import random
 
 import pytest
 
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.sqlite.store import SqliteStore
 
 from .child_processes import ChildPool
 from .crash_checks import Seen, fs_temp_files_before_connect

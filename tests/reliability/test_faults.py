@@ -18,11 +18,11 @@ import time
 import pytest
 
 from storegui.stores import MemoryStore, StoreError
-from storegui.stores import sqlite_schema as schema
-from storegui.stores.filesystem import FileSystemStore
+from storegui.stores.filesystem.store import FileSystemStore
 from storegui.stores.importing import import_file
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite import schema
+from storegui.stores.sqlite.store import SqliteStore
 
 KiB, MiB = 1 << 10, 1 << 20
 NO_SPACE = os.strerror(errno.ENOSPC)

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storegui.stores import MemoryStore, StoreError
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite.store import SqliteStore
 
 MOUNT_POINT = "a/b/"
 SETTINGS = settings(max_examples=60, deadline=None, database=None,

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.fs_dirs import HELD
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.dirs import HELD
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.sqlite.store import SqliteStore
 
 # Imports a stream into the store; once 1 MiB is in its temp file it says
 # "ready" and waits on stdin forever (the parent kills it or closes stdin).
 CHILD = textwrap.dedent("""
     import io, sys
     from storegui.stores.importing import import_stream
-    from storegui.stores.filesystem import FileSystemStore
-    from storegui.stores.sqlite import SqliteStore
+    from storegui.stores.filesystem.store import FileSystemStore
+    from storegui.stores.sqlite.store import SqliteStore
 
     kind, path = sys.argv[1], sys.argv[2]
     store = FileSystemStore(path) if kind == "fs" else SqliteStore(path, external_from=0)

@@ -43,8 +43,8 @@ from pathlib import Path
 import pytest
 
 from storegui.stores.errors import StoreError
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.sqlite.store import SqliteStore
 
 from .child_processes import child_env
 from .sharing_worker import data_for, metadata_for
@@ -309,7 +309,7 @@ def test_flush_to_disk_has_sqlite_sync_the_wal(tmp_path):
     db = str(tmp_path / "s.db")
     script = (
         "import sys\n"
-        "from storegui.stores.sqlite import SqliteStore\n"
+        "from storegui.stores.sqlite.store import SqliteStore\n"
         "store = SqliteStore(sys.argv[1])\n"
         "store.connect()\n"
         "store.from_bytes('k', b'data', {'tag': 'k'})\n"

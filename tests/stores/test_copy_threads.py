@@ -12,18 +12,12 @@ import threading
 
 import pytest
 
-from storegui.stores import (
-    CancelToken,
-    FileSystemStore,
-    MemoryStore,
-    MountedStore,
-    SqliteStore,
-    streaming,
-)
-from storegui.stores.copy_threads import HashWorker, WriteBehind
+from storegui.stores import CancelToken, FileSystemStore, MemoryStore, MountedStore, SqliteStore
 from storegui.stores.errors import TransferCancelled, VerificationError
-from storegui.stores.streaming import ProgressReader, copy_stream
-from storegui.stores.verified_copy import sha256_side_by_side
+from storegui.stores.transfer import streaming
+from storegui.stores.transfer.streaming import ProgressReader, copy_stream
+from storegui.stores.transfer.threads import HashWorker, WriteBehind
+from storegui.stores.transfer.verify import sha256_side_by_side
 
 MiB = 1 << 20
 
@@ -31,7 +25,7 @@ MiB = 1 << 20
 @pytest.fixture
 def low_threshold(monkeypatch):
     monkeypatch.setattr(streaming, "INLINE_HASH_BYTES", 64 * 1024)
-    monkeypatch.setattr("storegui.stores.verified_copy.INLINE_HASH_BYTES", 64 * 1024)
+    monkeypatch.setattr("storegui.stores.transfer.verify.INLINE_HASH_BYTES", 64 * 1024)
 
 
 def helper_threads():

@@ -13,11 +13,11 @@ import io
 import pytest
 from contract.conftest import FACTORIES, Subject
 
-from storegui.stores.filesystem import FileSystemStore
+from storegui.stores.filesystem.store import FileSystemStore
 from storegui.stores.importing import import_file
 from storegui.stores.memory import MemoryStore
-from storegui.stores.mounted import MountedStore
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.mounted.store import MountedStore
+from storegui.stores.sqlite.store import SqliteStore
 
 NOT_S3 = sorted(name for name in FACTORIES if "s3" not in name)
 

@@ -27,8 +27,8 @@ from storegui.stores import (
     open_store,
 )
 from storegui.stores import events as ev
-from storegui.stores.fs_paths import key_names, parse_chain
-from storegui.stores.fs_spool import INLINE_MAX
+from storegui.stores.filesystem.paths import key_names, parse_chain
+from storegui.stores.filesystem.spool import INLINE_MAX
 from storegui.stores.keys import check_key
 
 ODD_PIECES = ["", ".", "..", "/", "//", "\\", ":", "@v", "@+", "%00", "%", "%41", ".storegui",
@@ -554,7 +554,7 @@ def test_commit_drops_replaced_blobs_and_undo_copies(tmp_path, monkeypatch):
 
 
 def test_a_large_transaction_is_flushed_once_at_commit(tmp_path, monkeypatch):
-    import storegui.stores.filesystem as filesystem
+    import storegui.stores.filesystem.store as filesystem
 
     store = make(tmp_path, sync="full")
     flushes, fsyncs = [], []
@@ -571,7 +571,7 @@ def test_a_large_transaction_is_flushed_once_at_commit(tmp_path, monkeypatch):
 
 
 def test_normal_sync_writes_without_waiting_for_the_disk(tmp_path, monkeypatch):
-    import storegui.stores.filesystem as filesystem
+    import storegui.stores.filesystem.store as filesystem
 
     store = make(tmp_path)
     assert store.info()["sync"] == "normal"

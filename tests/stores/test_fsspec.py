@@ -32,10 +32,10 @@ from storegui.stores import (
     StoreError,
     open_store,
 )
-from storegui.stores import fsspec_index as index_module
-from storegui.stores.fsspec_index import shard_of
-from storegui.stores.fsspec_keys import decode_path, encode_key
-from storegui.stores.fsspec_store import FsspecStore
+from storegui.stores.fsspec import index as index_module
+from storegui.stores.fsspec.index import shard_of
+from storegui.stores.fsspec.keys import decode_path, encode_key
+from storegui.stores.fsspec.store import FsspecStore
 
 MiB = 1 << 20
 

@@ -16,8 +16,8 @@ import pytest
 import s3fixtures
 
 from storegui.stores import MemoryStore, MountedStore, StoreError
-from storegui.stores.fsspec_index import shard_of
-from storegui.stores.fsspec_store import FsspecStore
+from storegui.stores.fsspec.index import shard_of
+from storegui.stores.fsspec.store import FsspecStore
 
 MiB = 1 << 20
 pytestmark = pytest.mark.s3

@@ -18,7 +18,7 @@ import s3fixtures
 from s3server import REGION, S3Server, free_port
 
 from storegui.stores import MemoryStore, StoreError
-from storegui.stores.fsspec_store import FsspecStore
+from storegui.stores.fsspec.store import FsspecStore
 
 MiB = 1 << 20
 pytestmark = pytest.mark.s3

@@ -20,7 +20,7 @@ import time
 import pytest
 import s3fixtures
 
-from storegui.stores.fsspec_store import FsspecStore
+from storegui.stores.fsspec.store import FsspecStore
 
 MiB = 1 << 20
 pytestmark = pytest.mark.s3
@@ -30,7 +30,7 @@ s3_bucket = s3fixtures.s3_bucket
 
 CHILD = r"""
 import io, json, sys
-from storegui.stores.fsspec_store import FsspecStore
+from storegui.stores.fsspec.store import FsspecStore
 
 options = json.loads(sys.argv[2])
 store = FsspecStore(sys.argv[1], block_size=5 << 20, **options)

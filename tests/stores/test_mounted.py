@@ -33,7 +33,7 @@ from storegui.stores import (
     VerificationError,
 )
 from storegui.stores.keylocks import KeyLocks
-from storegui.stores.mounted import MountedStore
+from storegui.stores.mounted.store import MountedStore
 
 MP = "a/b/"
 
@@ -570,7 +570,7 @@ def test_push_flushes_the_backing_copy_before_deleting_the_local_one():
 
 
 def test_push_of_many_keys_flushes_in_batches_and_keeps_what_was_pushed(monkeypatch):
-    import storegui.stores.mounted_transfer as mounted_transfer
+    import storegui.stores.mounted.store as mounted_transfer
 
     monkeypatch.setattr(mounted_transfer, "PUSH_BATCH_KEYS", 4)
     log = []
@@ -601,7 +601,7 @@ def test_push_whose_backing_copy_cannot_reach_the_disk_keeps_the_local_copy():
 def test_push_between_stores_on_one_filesystem_links_instead_of_copying(tmp_path, monkeypatch):
     import os
 
-    import storegui.stores.verified_copy as verified_copy
+    import storegui.stores.transfer.verify as verified_copy
     from storegui.stores import FileSystemStore
 
     mount, backing = FileSystemStore(tmp_path / "mount"), FileSystemStore(tmp_path / "backing")

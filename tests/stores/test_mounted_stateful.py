@@ -31,8 +31,8 @@ from storegui.stores import (
     TransferCancelled,
 )
 from storegui.stores.keys import split_child
-from storegui.stores.mounted import MountedStore
-from storegui.stores.mounted_transfer import is_prefix
+from storegui.stores.mounted.rules import is_prefix
+from storegui.stores.mounted.store import MountedStore
 
 KEY_EVENTS = (StoreSetEvent, StoreUpdateEvent, StoreDeleteEvent)
 
@@ -291,8 +291,8 @@ TestMountedAtRoot.settings = SETTINGS
 def _real_store_classes():
     """(SqliteStore, FileSystemStore), or None while they are still being written."""
     try:
-        from storegui.stores.filesystem import FileSystemStore
-        from storegui.stores.sqlite import SqliteStore
+        from storegui.stores.filesystem.store import FileSystemStore
+        from storegui.stores.sqlite.store import SqliteStore
     except ImportError:
         return None
     return SqliteStore, FileSystemStore

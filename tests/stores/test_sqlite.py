@@ -24,10 +24,10 @@ from storegui.stores import (
     TransferCancelled,
     open_store,
 )
-from storegui.stores.sqlite import SqliteStore
-from storegui.stores.sqlite_blobs import CHUNK_SIZE, INLINE_MAX
-from storegui.stores.sqlite_index import index_value, prefix_upper_bound, query_page_sql
-from storegui.stores.sqlite_schema import SCHEMA_VERSION
+from storegui.stores.sqlite.blobs import CHUNK_SIZE, INLINE_MAX
+from storegui.stores.sqlite.index import index_value, prefix_upper_bound, query_page_sql
+from storegui.stores.sqlite.schema import SCHEMA_VERSION
+from storegui.stores.sqlite.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
@@ -316,7 +316,7 @@ def test_orphans_of_a_killed_writer_are_removed_at_connect(db, chunked):
     store.disconnect()
     script = f"""
 import io, os, sys
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.sqlite.store import SqliteStore
 
 class Dying(io.RawIOBase):
     sent = 0

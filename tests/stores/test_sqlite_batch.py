@@ -25,14 +25,14 @@ from storegui.stores import (
     StoreSetEvent,
 )
 from storegui.stores.metadata import encode_metadata
-from storegui.stores.sqlite import SqliteStore
-from storegui.stores.sqlite_blobs import INLINE_MAX
-from storegui.stores.sqlite_index import (
+from storegui.stores.sqlite.blobs import INLINE_MAX
+from storegui.stores.sqlite.index import (
     MAX_INDEXED_TEXT,
     _flat_batch,
     encode_batch,
     index_value,
 )
+from storegui.stores.sqlite.store import SqliteStore
 
 # Names and strings built to look like the separators the batch encoder cuts at.
 TRICKY = [",", ":", '"', "\\", "{", "}", "}{", ",\"a\":", "}{\"a\":", "\x00", "\n", "é", "😀", "a"]

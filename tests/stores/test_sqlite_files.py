@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from storegui.stores import CancelToken, ProgressReader, StoreError, TransferCancelled, sqlite_files
-from storegui.stores.filesystem import FileSystemStore
-from storegui.stores.sqlite import SqliteStore
-from storegui.stores.sqlite_blobs import INLINE_MAX
-from storegui.stores.sqlite_schema import SCHEMA_VERSION
+from storegui.stores import CancelToken, ProgressReader, StoreError, TransferCancelled
+from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.sqlite import files as sqlite_files
+from storegui.stores.sqlite.blobs import INLINE_MAX
+from storegui.stores.sqlite.schema import SCHEMA_VERSION
+from storegui.stores.sqlite.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 KiB = 1024
@@ -336,7 +337,7 @@ def test_a_killed_transaction_leaves_nothing_after_the_next_connect(db, store):
     store.disconnect()
     script = f"""
 import io, os
-from storegui.stores.sqlite import SqliteStore
+from storegui.stores.sqlite.store import SqliteStore
 
 store = SqliteStore({str(db)!r}, external_from={LIMIT})
 with store.transaction("killed"):

@@ -32,7 +32,7 @@ from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QUrl
 from PySide6.QtGui import QDrag
 
 from ... import APP_AUTHOR, APP_NAME
-from ...stores.streaming import CancelToken, copy_value
+from ...stores.transfer.streaming import CancelToken, copy_value
 from .. import icons, operations
 from ..actions import without_nested
 from ..transfers.queue import JobState, TransferJob

@@ -27,8 +27,8 @@ from typing import Any
 from ...stores.errors import InvalidKeyError, StoreError
 from ...stores.importing import DIGEST, import_file, media_type
 from ...stores.keys import check_key
-from ...stores.sqlite_schema import refuse_in_use
-from ...stores.streaming import CancelToken
+from ...stores.sqlite.schema import refuse_in_use
+from ...stores.transfer.streaming import CancelToken
 
 Progress = Callable[[int, "int | None"], None]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...stores.streaming import CancelToken
+from ...stores.transfer.streaming import CancelToken
 from ..scheduling import Pacer, no_pause
 from ..workers import Worker
 from .nodes import KeyNode, sort_key_function

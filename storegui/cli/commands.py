@@ -1,0 +1,410 @@
+"""What each ``storegui`` verb does, given a connected MountedStore and its arguments.
+
+Every command returns an exit code and reports failures by raising
+(:class:`CommandError`, a StoreError, KeyError or OSError); ``storegui.cli.main``
+turns those into one line on stderr. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
+from ..stores.events import (
+    StoreProgressEndEvent,
+    StoreProgressStartEvent,
+    StoreProgressStepEvent,
+)
+from ..stores.importing import import_file, import_stream, plan_import
+from ..stores.transfer.streaming import copy_stream
+from ..stores.value import Entry
+from .output import (
+    CommandError,
+    describe_error,
+    entry_json,
+    entry_row,
+    metadata_lines,
+    table,
+    write_json,
+)
+from .progress import ProgressBar
+
+Command = Callable[[Any, argparse.Namespace, argparse.ArgumentParser], int]
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _lines(lines: list[str]) -> None:
+    for line in lines:
+        _out(line)
+
+
+@contextlib.contextmanager
+def _writing(store: Any, key: str) -> Iterator[None]:
+    """Errors of writing ``key`` name the key and the store that holds it.
+
+    A "no room" OSError (full disk, quota) becomes a DiskFullError naming
+    both; a StoreError that names no key gets the key in front. Other
+    OSErrors pass through: they are the source file's own (missing, no
+    permission) and name it.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if no_room_reason(exc) is None:
+            raise
+        # inside the mount point a MountedStore writes to its mount store
+        raise write_error(exc, key, getattr(store, "mount_store", store)) from exc
+    except StoreError as exc:
+        if exc.key is not None or repr(key) in exc.message:
+            raise
+        raise StoreError(f"cannot write {key!r}: {exc.message}", key, exc.store) from exc
+
+
+# ---------------------------------------------------------------------------- ls
+
+
+def _walk(store: Any, prefix: str) -> Iterator[Entry]:
+    """Every key entry under ``prefix``, depth first in key order, via ``list_dir``."""
+    stack = [iter(store.list_dir(prefix))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_dir:
+            stack.append(iter(store.list_dir(entry.key)))
+        else:
+            yield entry
+
+
+def cmd_ls(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``ls [PREFIX] [-r]``: one folder level (or every key with -r), or a single key."""
+    prefix: str = args.prefix
+    if prefix and not prefix.endswith("/") and store.exists(prefix):
+        st = store.stat(prefix)
+        entries = [Entry(prefix, False, st.size, st.modified, store.origin(prefix))]
+        names = [prefix]
+    else:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        if args.recursive:
+            entries = list(_walk(store, prefix))
+            names = [e.key for e in entries]
+        else:
+            entries = list(store.list_dir(prefix))
+            names = [e.key[len(prefix):] for e in entries]
+        if not entries and prefix:
+            raise CommandError(f"no such key or folder {args.prefix!r}")
+    if getattr(args, "json", False):
+        write_json([entry_json(e) for e in entries])
+    else:
+        _lines(table((entry_row(e, n) for e, n in zip(entries, names, strict=True)), right=(1,)))
+    return 0
+
+
+# ---------------------------------------------------------------------------- get
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save_to_file(src: Any, dest: Path, progress: ProgressBar, total: int | None) -> int:
+    """Stream ``src`` into ``dest`` through a temp file in the same folder, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            size = copy_stream(src, f, progress=progress, total=total)
+        # mkstemp makes the file private (0600); give it the mode a new file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return size
+
+
+def cmd_get(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``get KEY [FILE|-]``: save the key's data (atomically, refusing to overwrite)."""
+    key: str = args.key
+    to_stdout = args.file == "-"
+    json_out = getattr(args, "json", False)
+    if to_stdout and json_out:
+        parser.error("--json cannot be used with '-': the data itself goes to stdout")
+    dest = None
+    if not to_stdout:
+        name = key.rsplit("/", 1)[-1]
+        dest = Path(args.file) if args.file else Path(name)
+        if dest.is_dir():
+            if not name:
+                parser.error(f"{key!r} ends with '/': give a FILE name to save it as")
+            dest = dest / name
+        elif not name and not args.file:
+            parser.error(f"{key!r} ends with '/': give a FILE name to save it as")
+        # a symbolic link (even a dangling one) is a file in the way: --force
+        # replaces the link itself, never the file it points to
+        if dest.is_symlink() and not args.force:
+            raise CommandError(f"{str(dest)!r} already exists as a symbolic link (use --force "
+                               "to replace the link itself)")
+        if dest.exists() and not args.force:
+            raise CommandError(f"{str(dest)!r} already exists (use --force to replace it)")
+    value = store.get(key)
+    existed = dest is not None and os.path.lexists(dest)
+    try:
+        with value.data as src, ProgressBar(key) as bar:
+            if dest is None:
+                out = sys.stdout.buffer
+                size = copy_stream(src, out, progress=bar, total=value.size)
+                out.flush()
+            else:
+                size = _save_to_file(src, dest, bar, value.size)
+    except OSError as exc:
+        reason = no_room_reason(exc)
+        if reason is None:
+            raise
+        target = "standard output" if dest is None else repr(str(dest))
+        if dest is None:
+            after = ""  # what reached stdout before the error is out of our hands
+        else:
+            after = f"; {target} is as it was" if existed else "; nothing was saved"
+        raise CommandError(f"cannot save {key!r} to {target}: {reason} "
+                           f"({exc.strerror or exc}){after}") from exc
+    if json_out:
+        write_json({"key": key, "file": str(dest), "size": size})
+    return 0
+
+
+# ---------------------------------------------------------------------------- put
+
+
+def _check_writable(store: Any, key: str) -> None:
+    reason = store.write_denied_reason(key)
+    if reason:
+        raise ReadOnlyError(reason, key, store)
+
+
+def _put_one(store: Any, key: str, path: Path, extra: dict, force: bool) -> dict:
+    _check_writable(store, key)
+    if not force and store.exists(key):
+        raise CommandError(f"key {key!r} already exists (use --force to replace it)")
+    with _writing(store, key), ProgressBar(key) as bar:
+        return import_file(store, key, path, extra_metadata=extra, progress=bar)
+
+
+def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``put KEY FILE|- [--meta n=v] [-r]``: import a file, stdin, or (-r) a folder."""
+    key: str = args.key
+    extra = dict(args.meta)
+    json_out = getattr(args, "json", False)
+    if args.file == "-":
+        if not key or key.endswith("/"):
+            parser.error(f"{key!r} is a folder: give the full key to store stdin as")
+        _check_writable(store, key)
+        if not args.force and store.exists(key):
+            raise CommandError(f"key {key!r} already exists (use --force to replace it)")
+        with _writing(store, key), ProgressBar(key) as bar:
+            md = import_stream(store, key, sys.stdin.buffer, extra, progress=bar)
+        results: Any = {"key": key, "metadata": md}
+    elif args.recursive:
+        path = Path(args.file)
+        if not path.is_dir():
+            raise CommandError(f"{args.file!r} is not a folder (-r imports a folder)")
+        prefix = key if not key or key.endswith("/") else key + "/"
+        plan = plan_import(prefix, [path])
+        for k, _ in plan:
+            _check_writable(store, k)
+            if not args.force and store.exists(k):
+                raise CommandError(f"key {k!r} already exists (use --force to replace it)")
+        results = [{"key": k, "metadata": _put_one(store, k, f, extra, True)} for k, f in plan]
+    else:
+        path = Path(args.file)
+        if path.is_dir():
+            raise CommandError(f"{args.file!r} is a folder (use -r to store the files in it)")
+        if not key or key.endswith("/"):
+            key += path.name
+        results = {"key": key, "metadata": _put_one(store, key, path, extra, args.force)}
+    if json_out:
+        write_json(results)
+    return 0
+
+
+# ---------------------------------------------------------------------------- meta
+
+
+def cmd_meta(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``meta KEY [--set n=v] [--unset n]``: show, or change, a key's metadata."""
+    key: str = args.key
+    changes = dict(args.set)
+    if changes or args.unset:
+        _check_writable(store, key)
+        with _writing(store, key), store.transaction(f"meta {key}"):
+            if args.unset:
+                md = store.get_metadata(key)
+                for name in args.unset:
+                    md.pop(name, None)
+                md.update(changes)
+                store.set_metadata(key, md)
+            else:
+                store.update_metadata(key, changes)
+        if not getattr(args, "json", False):
+            return 0
+    md = store.get_metadata(key)
+    if getattr(args, "json", False):
+        write_json(md)
+    else:
+        _lines(metadata_lines(md))
+    return 0
+
+
+# ---------------------------------------------------------------------------- push / pull / revert
+
+
+class TransferBars:
+    """One progress bar per key while a push or pull runs (drawn only on a terminal).
+
+    MountedStore reports each key it copies through progress events on its
+    own dispatcher (start, steps, end, with the full key); the ``progress``
+    callback would only give the running total over every key.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.bar: ProgressBar | None = None
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, StoreProgressStartEvent):
+            self._finish()
+            self.bar = ProgressBar(event.key)
+            self.bar.update(0, event.total)
+        elif isinstance(event, StoreProgressStepEvent) and self.bar is not None:
+            self.bar.update(event.done, event.total)
+        elif isinstance(event, StoreProgressEndEvent):
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> TransferBars:
+        for kind in _PROGRESS_EVENTS:
+            self.store.event_dispatcher.connect(self._on_event, kind)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.event_dispatcher.disconnect(self._on_event)
+        self._finish()
+
+
+_PROGRESS_EVENTS = (StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent)
+_PAST = {"push": "pushed", "pull": "pulled", "revert": "reverted"}
+
+
+def cmd_transfer(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``push|pull|revert KEY_OR_PREFIX...``: each target in turn; failures do not stop the rest."""
+    action: str = args.command
+    json_out = getattr(args, "json", False)
+    done: list[str] = []
+    errors: list[dict] = []
+    for target in args.targets:
+        try:
+            if action == "revert":
+                keys = store.revert(target)
+            else:
+                options = {"overwrite": True} if getattr(args, "overwrite", False) else {}
+                with TransferBars(store):
+                    keys = getattr(store, action)(target, **options)
+        except (StoreError, KeyError, OSError) as exc:
+            message = describe_error(exc)
+            sys.stderr.write(f"storegui: error: {message}\n")
+            errors.append({"target": target, "error": message})
+            continue
+        done.extend(keys)
+        if not json_out:
+            _lines([f"{_PAST[action]} {k}" for k in keys])
+            if not keys:
+                sys.stderr.write(f"storegui: nothing to {action} for {target!r}\n")
+    if json_out:
+        write_json({"action": action, "keys": done, "errors": errors})
+    return 1 if errors else 0
+
+
+# ---------------------------------------------------------------------------- query
+
+
+def cmd_query(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``query NAME=VALUE...``: keys whose metadata has all those values."""
+    criteria = dict(args.criteria)
+    json_out = getattr(args, "json", False)
+    if json_out or args.long:
+        found = sorted(store.query(**criteria))
+        if json_out:
+            write_json([{"key": k, "metadata": md} for k, md in found])
+        else:
+            _lines([f"{k}  {json.dumps(md, ensure_ascii=False, sort_keys=True)}"
+                    for k, md in found])
+    else:
+        _lines(sorted(store.query_keys(**criteria)))
+    return 0
+
+
+# ---------------------------------------------------------------------------- workspaces
+
+
+def cmd_workspaces(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``workspaces [--save NAME | --delete NAME]``: list, save or forget workspaces."""
+    backing = getattr(args, "backing", None)
+    mount = getattr(args, "mount", None)
+    mount_point = getattr(args, "mount_point", None)
+    if args.save is not None:
+        if backing is None or mount is None:
+            parser.error("--save needs --backing and --mount (and optionally --mount-point)")
+        ws = config.workspace_from_urls(config.absolute_url(backing), config.absolute_url(mount),
+                                        mount_point or "", name=args.save)
+        problem = config.workspace_problem(ws)
+        if problem:
+            parser.error(problem)
+        config.save_workspace(ws)
+    elif args.delete is not None:
+        config.delete_workspace(args.delete)
+    elif backing is not None or mount is not None or mount_point is not None:
+        parser.error("--backing/--mount/--mount-point are only used with --save")
+    workspaces = config.load_workspaces()
+    if getattr(args, "json", False):
+        write_json([{**ws.to_dict(), "default": ws.name == config.DEFAULT_NAME}
+                    for ws in workspaces])
+        return 0
+    rows = [["", "NAME", "BACKING", "MOUNT", "MOUNT POINT"]]
+    for ws in workspaces:
+        rows.append(["*" if ws.name == config.DEFAULT_NAME else "", ws.name, ws.backing_url,
+                     ws.mount_url, ws.mount_point or "''"])
+    _lines(table(rows))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "ls": cmd_ls,
+    "get": cmd_get,
+    "put": cmd_put,
+    "meta": cmd_meta,
+    "push": cmd_transfer,
+    "pull": cmd_transfer,
+    "revert": cmd_transfer,
+    "query": cmd_query,
+    "workspaces": cmd_workspaces,
+}
+

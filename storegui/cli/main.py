@@ -1,0 +1,273 @@
+"""The ``storegui`` command: with no verb it opens the app; verbs script the stores.
+
+``storegui`` alone (or with only workspace options) imports the Qt app lazily
+and opens its window. Every verb (``ls``, ``get``, ``put``, ``meta``, ``push``,
+``pull``, ``revert``, ``query``, ``workspaces``) runs without a display and
+never imports Qt. Exit codes: 0 success, 1 the operation failed, 2 usage
+error; an error is one line on stderr (``--debug`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .. import APP_NAME, __version__
+from ..config import Workspace, default_workspace, find_workspace, workspace_from_urls
+from ..stores.errors import StoreError
+from .commands import COMMANDS
+from .output import CommandError, describe_error
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+VALUE_HELP = (
+    "VALUE is read as JSON when it parses as JSON (3, 2.5, true, null, [1,2], {\"a\":1}, "
+    "\"quoted text\") and as plain text otherwise (hello, 2024-05-01, NaN)."
+)
+
+
+def parse_value(text: str) -> Any:
+    """A metadata value typed on the command line: JSON if it parses, else the text itself."""
+
+    def reject(constant: str) -> Any:
+        # NaN and Infinity parse as JSON here but no store can hold them.
+        raise ValueError(constant)
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except ValueError:
+        return text
+
+
+def assignment(text: str) -> tuple[str, Any]:
+    """An argparse type: ``name=value`` -> ``(name, parsed value)``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name, parse_value(value)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS keeps a subparser from overwriting what the main parser read
+    # (`storegui --workspace w ls` and `storegui ls --workspace w` both work).
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    where = common.add_argument_group("workspace (default: the default workspace)")
+    where.add_argument("--workspace", metavar="NAME", help="a saved workspace (see `workspaces`)")
+    where.add_argument("--backing", metavar="URL", help="backing store URL or path")
+    where.add_argument("--mount", metavar="URL", help="mount store URL or path")
+    where.add_argument("--mount-point", metavar="PREFIX",
+                       help="key prefix where the mount store is mounted (default '')")
+    common.add_argument("--json", action="store_true", help="output JSON for scripts")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return common
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The argument parser, and each verb's sub-parser by name."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog=APP_NAME, parents=[common],
+        description="Manage key-value stores: a writable mount store over a backing store. "
+                    "Without a command, open the desktop app.",
+        epilog="Exit status: 0 success, 1 the operation failed, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    verbs: dict[str, argparse.ArgumentParser] = {}
+
+    def verb(name: str, help: str, description: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=description or help,
+                           epilog=VALUE_HELP if name in ("put", "meta", "query") else None)
+        verbs[name] = p
+        return p
+
+    p = verb("ls", "list a folder: origin, size, modified, name",
+             "List the keys and folders directly under PREFIX (a folder, or a single key). "
+             "origin is local (mount store only), shadowing (mount copy hides a backing "
+             "copy) or remote (backing store only).")
+    p.add_argument("prefix", nargs="?", default="", metavar="PREFIX")
+    p.add_argument("-r", "--recursive", action="store_true", help="list every key under PREFIX")
+
+    p = verb("get", "save a key's data to a file (or '-' for stdout)")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("file", nargs="?", metavar="FILE|-",
+                   help="where to save (default: the key's last path part, in the current folder)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing file")
+
+    p = verb("put", "store a file as a key",
+             "Store FILE (or '-' for stdin) as KEY, with metadata filename, size, mtime, "
+             "media_type and sha256. A KEY ending with '/' is a folder: the file's name is "
+             "appended.")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("--meta", action="append", type=assignment, default=[],
+                   metavar="NAME=VALUE", help="extra metadata (repeatable)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="FILE is a folder: store every file in it under KEY/FOLDER/...")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing key")
+
+    p = verb("meta", "show or change a key's metadata")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--set", action="append", type=assignment, default=[], metavar="NAME=VALUE",
+                   help="set a field (repeatable)")
+    p.add_argument("--unset", action="append", default=[], metavar="NAME",
+                   help="remove a field (repeatable)")
+
+    for name, help_text in (
+        ("push", "move local copies to the backing store (verified before the local copy goes)"),
+        ("pull", "copy backing keys inside the mount point into the mount store"),
+        ("revert", "drop local copies of shadowing keys so the backing version shows again"),
+    ):
+        p = verb(name, help_text,
+                 f"{help_text[0].upper()}{help_text[1:]}. A KEY pushes, pulls or reverts that "
+                 "key; a PREFIX ending with '/' every key under it.")
+        p.add_argument("targets", nargs="+", metavar="KEY_OR_PREFIX")
+        if name == "pull":
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace local copies that already exist")
+
+    p = verb("query", "find keys whose metadata has the given values")
+    p.add_argument("criteria", nargs="*", type=assignment, metavar="NAME=VALUE")
+    p.add_argument("-l", "--long", action="store_true", help="show each key's metadata too")
+
+    p = verb("workspaces", "list saved workspaces (* marks the default)",
+             "List saved workspaces; --save NAME saves the --backing/--mount/--mount-point "
+             "given; --delete NAME forgets one.")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--save", metavar="NAME", help="save the given store URLs as NAME")
+    group.add_argument("--delete", metavar="NAME", help="forget the saved workspace NAME")
+    return parser, verbs
+
+
+def resolve_workspace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Workspace:
+    """The workspace the options name; usage mistakes exit through ``parser.error``."""
+    name = getattr(args, "workspace", None)
+    backing = getattr(args, "backing", None)
+    mount = getattr(args, "mount", None)
+    mount_point = getattr(args, "mount_point", None)
+    if name is not None and (backing is not None or mount is not None or mount_point is not None):
+        parser.error("give either --workspace or --backing/--mount, not both")
+    if (backing is None) != (mount is None):
+        parser.error("--backing and --mount go together")
+    if backing is not None:
+        return workspace_from_urls(backing, mount, mount_point or "")
+    if mount_point is not None:
+        parser.error("--mount-point needs --backing and --mount")
+    if name is not None:
+        return find_workspace(name)
+    return default_workspace()
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"{APP_NAME}: error: {message}\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _connected(ws: Workspace) -> Iterator[Any]:
+    store = ws.open()
+    store.connect()
+    try:
+        yield store
+    finally:
+        with contextlib.suppress(Exception):
+            store.disconnect()
+
+
+def _no_display() -> bool:
+    # Qt aborts the whole process (no exception) when it finds no display:
+    # on Linux say so first. QT_QPA_PLATFORM (offscreen, vnc...) needs none.
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def launch_app(argv: list[str]) -> int:
+    """Open the desktop window (imports Qt only now).
+
+    Raises
+    ------
+    CommandError
+        If the app cannot be imported (PySide6 missing or broken).
+    """
+    if _no_display():
+        raise CommandError("no display to open the desktop app on (run a COMMAND instead; "
+                           "see storegui --help)")
+    try:
+        from ..app import run
+    except ImportError as exc:
+        raise CommandError(f"cannot start the desktop app: {exc}") from exc
+    return int(run(argv) or 0)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return EXIT_OK
+    if isinstance(exc.code, int):
+        return exc.code
+    sys.stderr.write(f"{exc.code}\n")
+    return EXIT_FAILED
+
+
+def _guarded(debug: bool, call: Callable[[], int]) -> int:
+    try:
+        return call()
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{APP_NAME}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`storegui ls | head`): stop quietly.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except (StoreError, CommandError, KeyError, OSError, ValueError) as exc:
+        if debug:
+            traceback.print_exc()
+        _error(describe_error(exc))
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line, unless --debug asks for more
+        if debug:
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {describe_error(exc)}"
+               + ("" if debug else " (--debug shows the traceback)"))
+        return EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, verbs = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as exc:
+        return _exit_code(exc)
+    debug = bool(getattr(args, "debug", False))
+    if args.command is None:
+        # The app reads its own options (and Qt's) from argv.
+        return _guarded(debug, lambda: launch_app(argv))
+    verb_parser = verbs[args.command]
+    command = COMMANDS[args.command]
+
+    def run_verb() -> int:
+        if extra:
+            verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "workspaces":
+            return command(None, args, verb_parser)
+        ws = resolve_workspace(args, verb_parser)
+        with _connected(ws) as store:
+            return command(store, args, verb_parser)
+
+    try:
+        return _guarded(debug, run_verb)
+    except SystemExit as exc:  # usage errors found after parsing
+        return _exit_code(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

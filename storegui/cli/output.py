@@ -1,0 +1,96 @@
+"""How the command line shows things: tables, metadata lines, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from ..stores.errors import StoreKeyError
+from ..stores.value import Entry
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why (exit code 1)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong, for stderr."""
+    if isinstance(exc, StoreKeyError):
+        # The default message also names the store ("... in MountedStore(...)"): too long
+        # for a terminal line; messages that explain more are kept whole.
+        plain = f"no such key {exc.key!r}"
+        text = plain if exc.message.startswith(plain + " in ") else exc.message
+    elif isinstance(exc, KeyError):
+        text = f"no such key {exc.args[0]!r}" if exc.args else "no such key"
+    elif isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        text = f"{exc.filename}: {what}" if exc.filename is not None else what
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.splitlines())
+
+
+def write_json(obj: Any, stream: TextIO | None = None) -> None:
+    """Write ``obj`` as indented JSON (non-ASCII kept as is) and a newline."""
+    stream = stream if stream is not None else sys.stdout
+    stream.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def json_value(value: Any) -> str:
+    """One metadata value as compact JSON text, the form ``--set name=VALUE`` reads back."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def format_time(epoch: float | None) -> str:
+    """Local time ``YYYY-MM-DD HH:MM`` (``-`` if unknown)."""
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def table(rows: Iterable[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Lines of ``rows`` in aligned columns; column numbers in ``right`` align right.
+
+    The last column is never padded, so names with spaces stay intact.
+    """
+    rows = [list(r) for r in rows]
+    if not rows:
+        return []
+    ncols = max(len(r) for r in rows)
+    widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(ncols)]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            if i == len(row) - 1:
+                cells.append(cell.rjust(widths[i]) if i in right else cell)
+            else:
+                cells.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def entry_row(entry: Entry, name: str) -> list[str]:
+    """``origin, size, modified, name`` of a listing entry (folders end with ``/``)."""
+    size = "-" if entry.is_dir or entry.size is None else str(entry.size)
+    return [entry.origin or "-", size, format_time(entry.modified), name]
+
+
+def entry_json(entry: Entry) -> dict:
+    """A listing entry as a JSON-ready dict."""
+    return {
+        "key": entry.key,
+        "name": entry.name,
+        "is_dir": entry.is_dir,
+        "origin": entry.origin,
+        "size": entry.size,
+        "modified": entry.modified,
+    }
+
+
+def metadata_lines(metadata: Mapping[str, Any]) -> list[str]:
+    """``name = value`` lines, names sorted, values as JSON."""
+    return [f"{name} = {json_value(metadata[name])}" for name in sorted(metadata)]

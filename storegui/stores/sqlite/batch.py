@@ -1,0 +1,144 @@
+"""Fast multi-key writes of SqliteStore: one SQL transaction, no Python step per field.
+
+:class:`SqliteBatchWrites` is mixed into :class:`~storegui.stores.sqlite.store.SqliteStore`
+and relies on its ``_db`` (:class:`~.connections.SqliteConnections`),
+``_read_data`` and ``_store``. Every key and value is checked before anything
+is written; set / update events are emitted after the commit, as for ``set``.
+
+The bulk case, a ``multiset`` of many new keys with small values in memory
+and flat metadata, runs without a Python step per key: keys are checked,
+metadata encoded and indexed (:func:`~.index.encode_batch`) and rows
+written (a hundred keys or 250 index rows per INSERT statement) by C-level
+calls over whole lists. Keys that exist already, large values, repeated keys
+and writes someone listens to (progress events) take the general path
+through :func:`~.rows.store_rows`, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Iterator, Sequence
+from itertools import chain, islice
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from ..contract import _unpack_value
+from ..keys import MAX_KEY_LENGTH
+from .index import BatchIndex
+
+#: New keys per INSERT statement (5 parameters each: under SQLite's old limit of 999).
+KEY_ROWS_PER_STATEMENT = 100
+#: Metadata index rows per INSERT statement (2 parameters each).
+INDEX_ROWS_PER_STATEMENT = 250
+
+# The parameter ?1 (the time, or the field name) is bound once per statement.
+_KEYS_INSERT = ("INSERT INTO keys (created, modified, id, key, size, metadata, blob_id, data)"
+                " VALUES ")
+_KEY_ROW = "(?1, ?1, ?, ?, ?, ?, NULL, ?)"
+_INDEX_INSERT = "INSERT INTO meta_index (name, value, key_id) VALUES "
+_INDEX_ROW = "(?1, ?, ?)"
+
+_STR = frozenset({str})
+_TUPLE = frozenset({tuple})
+_TWO = frozenset({2})
+_BYTES_IO = frozenset({io.BytesIO})
+_CLOSED = attrgetter("closed")
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+
+
+
+
+def insert_new_keys(conn: sqlite3.Connection, keys: list[str], sizes: list[int],
+                    inline: list[bytes], batch: BatchIndex, now: float) -> bool:
+    """Insert rows for new ``keys`` with inline data, and their index rows.
+
+    Runs inside the open write transaction of ``conn``. Returns False,
+    having inserted nothing, if one of ``keys`` exists already. The index
+    rows of each field go in sorted by value: the index B-tree then grows at
+    the ends of its runs instead of splitting pages all over.
+    """
+    # The write lock is held, so nobody else can take these ids.
+    first = (conn.execute("SELECT max(id) FROM keys").fetchone()[0] or 0) + 1
+    ids = range(first, first + len(keys))
+    try:
+        _insert(conn, _KEYS_INSERT, _KEY_ROW, KEY_ROWS_PER_STATEMENT, now,
+                chain.from_iterable(zip(ids, keys, sizes, batch.texts, inline, strict=True)),
+                len(keys), 5)
+    except sqlite3.IntegrityError:  # a key exists: the failed statement left no row
+        conn.execute("DELETE FROM keys WHERE id >= ?", (first,))
+        return False
+    for name in sorted(batch.fields):
+        positions, values = batch.fields[name]
+        order = sorted(range(len(values)), key=values.__getitem__)
+        key_ids = map(first.__add__, map(positions.__getitem__, order))
+        _insert(conn, _INDEX_INSERT, _INDEX_ROW, INDEX_ROWS_PER_STATEMENT, name,
+                chain.from_iterable(zip(map(values.__getitem__, order), key_ids, strict=True)),
+                len(values), 2)
+    return True
+
+
+def _pick(positions: Sequence[int], keys: list[str], sizes: list[int], heads: list[bytes],
+          batch: BatchIndex) -> tuple[list[str], list[int], list[bytes], BatchIndex]:
+    """The keys, sizes, inline values and batch index of the keys at ``positions``."""
+    if len(positions) == len(keys):
+        return keys, sizes, heads, batch
+    return ([keys[p] for p in positions], [sizes[p] for p in positions],
+            [heads[p] for p in positions], batch.subset(positions))
+
+
+def _insert(conn: sqlite3.Connection, insert: str, row: str, per_statement: int,
+            first_parameter: Any, parameters: Iterator[Any], rows: int, width: int) -> None:
+    """Run ``insert`` with ``rows`` rows of ``width`` ``parameters``, many per statement."""
+    full, rest = divmod(rows, per_statement)
+    if full:
+        sql = insert + ",".join([row] * per_statement)
+        take = per_statement * width
+        for _ in range(full):
+            conn.execute(sql, [first_parameter, *islice(parameters, take)])
+    if rest:
+        conn.execute(insert + ",".join([row] * rest), [first_parameter, *parameters])
+
+
+def _plain_keys(keys: list[Any]) -> bool:
+    """Whether every one of ``keys`` is a valid key (False: check them one by one)."""
+    if not keys:
+        return True
+    if not _STR.issuperset(map(type, keys)):
+        return False
+    if min(map(len, keys)) == 0 or max(map(len, keys)) > MAX_KEY_LENGTH:
+        return False
+    joined = "".join(keys)
+    if "\x00" in joined:
+        return False
+    if joined.isascii():
+        return True
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unpack_values(keys: list[str], values: list[Any]
+                   ) -> tuple[list[Any], list[Any], list[int | None] | None]:
+    """Streams, metadata and sizes (if known) of ``values``.
+
+    Raises
+    ------
+    InvalidDataError
+        For the first value that is neither a Value nor a (stream, metadata) pair.
+    """
+    if _TUPLE.issuperset(map(type, values)) and _TWO.issuperset(map(len, values)):
+        return list(map(_FIRST, values)), list(map(_SECOND, values)), None
+    datas: list[Any] = []
+    metadatas: list[Any] = []
+    totals: list[int | None] = []
+    for key, value in zip(keys, values, strict=True):
+        data, metadata, total = _unpack_value(value, key)
+        datas.append(data)
+        metadatas.append(metadata)
+        totals.append(total)
+    return datas, metadatas, totals
+

@@ -1,0 +1,1 @@
+"""Streaming copies: progress, cancel, kernel copies, copy threads, verification."""
