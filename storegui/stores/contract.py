@@ -29,7 +29,14 @@ from .errors import InvalidDataError, ReadOnlyError, StoreError, StoreKeyError
 from .importing import restate_derived
 from .keylocks import KeyLocks
 from .keys import check_key, check_prefix, glob_literal_prefix, glob_matcher, split_child
-from .metadata import decode_metadata, encode_metadata, matches, select_fields
+from .metadata import (
+    copy_metadata,
+    decode_metadata,
+    encode_metadata,
+    matches,
+    merge_metadata,
+    select_fields,
+)
 from .sqlite.schema import refuse_in_use
 from .transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable, copy_stream
 from .value import Entry, Value
@@ -527,18 +534,32 @@ class Store:
         ------
         KeyError
             If the key does not exist.
+        InvalidMetadataError
+            ``metadata`` is not a JSON-compatible dict (nothing is written).
         """
         key = self._check_key(key)
         self._check_writable(key)
-        encode_metadata(metadata, key)  # validate before touching anything
+        fields = copy_metadata(metadata, key)  # validate before touching anything
         self._ensure()
         with self._key_locks.hold(key):
-            current = decode_metadata(self._get_metadata_text(key), key, self)
-            current.update(metadata)
-            text = encode_metadata(current, key)
-            self._remember(key)
-            self._put(key, None, text, DEFAULT_BUFFER_SIZE)
-        self._emit(ev.StoreUpdateEvent(self, key, decode_metadata(encode_metadata(metadata))))
+            self._update_fields(key, fields)
+        self._emit(ev.StoreUpdateEvent(self, key, fields))
+
+    def _update_fields(self, key: str, fields: dict) -> None:
+        """Set the validated ``fields`` over ``key``'s stored metadata (the lock is held).
+
+        Subclass hook: a store that can read and write in one step overrides
+        it (SqliteStore: one write transaction); the merge itself is always
+        :func:`~.metadata.merge_metadata`.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist.
+        """
+        text = merge_metadata(self._get_metadata_text(key), fields, key, self)
+        self._remember(key)
+        self._put(key, None, text, DEFAULT_BUFFER_SIZE)
 
     def delete(self, key: str) -> None:
         """Delete ``key``.

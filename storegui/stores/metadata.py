@@ -225,6 +225,23 @@ def copy_metadata(metadata: Any, key: str | None = None) -> dict:
     return _decode(encode_metadata(metadata, key))
 
 
+def merge_metadata(current_text: str, fields: Mapping[str, Any], key: str | None = None,
+                   store: Any = None) -> str:
+    """What ``update_metadata`` stores: the stored ``current_text`` with ``fields`` set over it.
+
+    ``fields`` has been validated already (``copy_metadata``); the result is
+    canonical JSON text. Every store's ``update_metadata`` merges through this.
+
+    Raises
+    ------
+    InvalidMetadataError
+        If ``current_text`` is damaged (the message names ``key`` and ``store``).
+    """
+    merged = decode_metadata(current_text, key, store)
+    merged.update(fields)
+    return encode_metadata(merged, key)
+
+
 def select_fields(metadata: dict, select: Iterable[str] | None) -> dict:
     """Only the ``select`` fields of ``metadata`` (all when ``select`` is None)."""
     if select is None:

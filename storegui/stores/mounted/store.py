@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from .. import events as ev
@@ -21,7 +21,7 @@ from ..contract import Store, Transaction
 from ..errors import ReadOnlyError, StoreError, StoreKeyError, VerificationError
 from ..keylocks import KeyLocks
 from ..keys import check_key, check_prefix
-from ..metadata import copy_metadata, decode_metadata, encode_metadata
+from ..metadata import decode_metadata, encode_metadata
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
 from ..transfer.verify import TransferMeter, copy_checked, restate, verify_copy
 from ..value import Entry, Value
@@ -382,34 +382,17 @@ class MountedStore(Store):
         self.mount_store.flush_to_disk([s for s in map(self._short, keys) if s is not None])
         self.backing_store.flush_to_disk(keys)
 
-    def update_metadata(self, key: str, metadata: Mapping[str, Any]) -> None:
-        """Change only the given fields of ``key``'s metadata (copying a backing-only key in).
+    def _update_fields(self, key: str, fields: dict) -> None:
+        """The mount rule of ``update_metadata``: the mount store merges a key it holds.
 
-        Raises
-        ------
-        KeyError
-            If neither store holds the key.
-        ReadOnlyError
-            ``key`` is outside the mount point, or the mount store is read-only.
-        InvalidMetadataError
-            ``metadata`` is not a JSON-compatible dict.
+        Its own ``update_metadata`` keeps the merge atomic against its other
+        writers; a backing-only key takes the contract's way, whose ``_put``
+        copies it in with the merged metadata (``_copy_in``).
         """
-        key = self._check_key(key)
-        self._check_writable(key)
-        given = copy_metadata(metadata, key)
-        self._ensure()
-        short = self._short(key)
-        with self._key_locks.hold(key):
-            try:
-                self.mount_store.update_metadata(short, given)
-            except KeyError:
-                try:
-                    current = self.backing_store.get_metadata(key)
-                except KeyError:
-                    raise StoreKeyError(key, self) from None
-                current.update(given)
-                self._copy_in(key, short, current, DEFAULT_BUFFER_SIZE)
-        self._emit(ev.StoreUpdateEvent(self, key, given))
+        try:
+            self.mount_store.update_metadata(self._short(key), fields)
+        except KeyError:
+            super()._update_fields(key, fields)
 
     def delete(self, key: str) -> None:
         """Delete ``key``'s mount copy.

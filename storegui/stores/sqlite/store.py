@@ -42,7 +42,7 @@ from .. import events as ev
 from ..contract import Store, Transaction, check_sync
 from ..errors import StoreError, StoreKeyError
 from ..keys import check_key, check_prefix
-from ..metadata import copy_metadata, decode_metadata, encode_metadata
+from ..metadata import copy_metadata, decode_metadata, merge_metadata
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
 from ..value import Entry, Value
 from . import schema
@@ -763,37 +763,45 @@ class SqliteStore(Store):
 
         return step
 
-    def update_metadata(self, key: str, metadata: Mapping[str, Any]) -> None:
-        """Change only the given fields of ``key``'s metadata (one SQLite transaction).
+    def _update_fields(self, key: str, fields: dict) -> None:
+        """Read and write ``key``'s metadata in one write transaction (no update lost)."""
+        self._merge_rows([(key, fields)], self._db.writing)
+
+    def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Mapping]) -> None:
+        """``update_metadata`` of each key, in one transaction (every key must exist).
 
         Raises
         ------
         KeyError
-            If the key does not exist.
+            If a key does not exist (nothing is written).
+        InvalidMetadataError
+            For the first bad metadata (nothing is written).
         """
-        self._update_many(list(zip(self._checked_keys([key], [metadata]), [metadata],
-                                   strict=True)), self._db.writing)
-
-    def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Mapping]) -> None:
-        """``update_metadata`` of each key, in one transaction (every key must exist)."""
         metadatas = list(metadatas)
-        pairs = list(zip(self._checked_keys(keys, metadatas), metadatas, strict=True))
+        keys = self._checked_keys(keys, metadatas)
+        updates = [(key, copy_metadata(md, key)) for key, md in zip(keys, metadatas, strict=True)]
         self._ensure()
         write = self._write_in_transaction()
         with self.transaction("multiupdate_metadata"):
-            self._update_many(pairs, write)
+            self._merge_rows(updates, write)
+            for key, fields in updates:
+                self._emit(ev.StoreUpdateEvent(self, key, fields))
 
-    def _update_many(self, pairs: list[tuple[str, Mapping]],
-                     write: Callable[[], AbstractContextManager[sqlite3.Connection]]) -> None:
-        updates = [(key, copy_metadata(md, key)) for key, md in pairs]
+    def _merge_rows(self, updates: list[tuple[str, dict]],
+                    write: Callable[[], AbstractContextManager[sqlite3.Connection]]) -> None:
+        """Merge each key's validated fields into its row (in order), in one write.
+
+        Raises
+        ------
+        KeyError
+            If a key does not exist (nothing is written).
+        """
         with write() as conn:
             # Read and write in one write transaction: no update can be lost.
             current = dict(lookup(conn, [key for key, _ in updates], "metadata"))
-            merged: dict[str, dict] = {}
+            merged: dict[str, str] = {}
             for key, fields in updates:
                 if key not in current:
                     raise StoreKeyError(key, self)
-                merged.setdefault(key, decode_metadata(current[key], key, self)).update(fields)
-            self._store(conn, [Row(k, encode_metadata(md, k)) for k, md in merged.items()])
-        for key, fields in updates:
-            self._emit(ev.StoreUpdateEvent(self, key, fields))
+                merged[key] = merge_metadata(merged.get(key, current[key]), fields, key, self)
+            self._store(conn, [Row(k, text) for k, text in merged.items()])
