@@ -172,9 +172,10 @@ class SearchPanel(QWidget):
         self.summary.setText(f"Searching for {self._text}…")
         self.stop_button.setEnabled(True)
         worker = self._worker = Worker(search_store, self._store, kind, arg)
-        worker.yielded.connect(self._on_batch)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # Each slot is told its worker: a stopped search's last signals are ignored.
+        worker.yielded.connect(lambda keys: self._on_batch(worker, keys))
+        worker.errored.connect(lambda exc: self._on_error(worker, exc))
+        worker.finished.connect(lambda: self._on_finished(worker))
         worker.start()
         return True
 
@@ -186,11 +187,8 @@ class SearchPanel(QWidget):
             self.stop_button.setEnabled(False)
             self.summary.setText(f"Stopped: {self.results.count()} found for {self._text}")
 
-    def _mine(self) -> bool:
-        return self._worker is not None and self.sender() is self._worker
-
-    def _on_batch(self, keys: list[str]) -> None:
-        if not self._mine():
+    def _on_batch(self, worker: Worker, keys: list[str]) -> None:
+        if worker is not self._worker:
             return
         for key in keys:
             item = QListWidgetItem(icons.icon("key"), key)
@@ -198,15 +196,15 @@ class SearchPanel(QWidget):
             self.results.addItem(item)
         self.summary.setText(f"Searching for {self._text}… {self.results.count()} found")
 
-    def _on_error(self, exc: BaseException) -> None:
-        if not self._mine():
+    def _on_error(self, worker: Worker, exc: BaseException) -> None:
+        if worker is not self._worker:
             return
         message = f"Search for {self._text} failed: {exc}"
         self.summary.setText(message)
         self.searchFailed.emit(message)
 
-    def _on_finished(self) -> None:
-        if not self._mine():
+    def _on_finished(self, worker: Worker) -> None:
+        if worker is not self._worker:
             return
         self._worker = None
         self.stop_button.setEnabled(False)
