@@ -1,134 +1,34 @@
 """The window's actions and the rules that enable them.
 
-The rules run on the GUI thread on every selection change, so they use only
-what the tree already knows (each node's key, folder flag and origin) and
-facts about the stores gathered once on a worker (:class:`MountFacts`):
-never a store call here. They say the same as MountedStore's
-``push_denied_reason`` & co., which ask the stores; the store call itself
-still refuses (with its own message) whatever slipped through.
+The push / pull / revert / delete rules are MountedStore's own
+(:mod:`storegui.stores.mounted.rules`, which ``push_denied_reason`` & co.
+ask too). They run here on the GUI thread on every selection change, so they
+get only what the tree already knows (each node's key, folder flag and
+origin) and facts about the stores gathered once on a worker
+(:class:`MountFacts`): never a store call here. The store call itself still
+refuses whatever slipped through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 
-from ..stores.mounted.rules import is_readonly
+from ..stores.mounted.rules import (
+    MountFacts,
+    Target,
+    delete_reason,
+    pull_reason,
+    push_reason,
+    revert_reason,
+)
 from . import icons
 
-
-class Item(Protocol):
-    """What the rules need of a selected tree node."""
-
-    key: str
-    is_dir: bool
-    origin: str | None
-
-
-@dataclass(frozen=True)
-class MountFacts:
-    """What the rules need to know about a MountedStore (gathered on a worker)."""
-
-    mount_point: str
-    mount_readonly: str | None = None  # why the mount store cannot be written, if so
-    backing_readonly: str | None = None  # why the backing store cannot be written, if so
-
-    @classmethod
-    def probe(cls, store: Any) -> MountFacts:
-        """Ask the stores (may do I/O: call on a worker)."""
-        mount = backing = None
-        if is_readonly(store.mount_store):
-            mount = f"the mount store {store.mount_store!r} is read-only"
-        elif store.readonly:
-            mount = f"{store!r} is read-only"
-        if is_readonly(store.backing_store):
-            backing = f"the backing store {store.backing_store!r} is read-only"
-        return cls(store.mount_point, mount, backing)
-
-    def inside(self, key: str) -> bool:
-        """Whether ``key`` lies inside the mount point (may have a mount copy)."""
-        return len(key) > len(self.mount_point) and key.startswith(self.mount_point)
-
-    def overlaps(self, prefix: str) -> bool:
-        """Whether some key under ``prefix`` lies inside the mount point."""
-        return prefix.startswith(self.mount_point) or self.mount_point.startswith(prefix)
-
-    def new_key_prefix(self, folder: str) -> str | None:
-        """Where new keys dropped on ``folder`` go: the folder, or the mount point above it."""
-        if folder.startswith(self.mount_point):
-            return folder
-        if self.mount_point.startswith(folder):
-            return self.mount_point
-        return None
-
-
+Item = Target  # a selected tree node: key, is_dir, origin
 Rule = Callable[[Item, MountFacts], "str | None"]
-
-
-def push_reason(item: Item, facts: MountFacts) -> str | None:
-    """Why ``item`` cannot be pushed (None if it can)."""
-    if facts.mount_readonly:
-        return facts.mount_readonly + "; a push could not remove the local copy"
-    if facts.backing_readonly:
-        return facts.backing_readonly + "; nothing can be pushed to it"
-    if item.origin not in ("local", "shadowing"):
-        if item.is_dir:
-            return f"nothing under '{item.key}' has a local copy to push"
-        return f"'{item.key}' has no local copy to push"
-    return None
-
-
-def pull_reason(item: Item, facts: MountFacts) -> str | None:
-    """Why ``item`` cannot be pulled (None if it can)."""
-    if facts.mount_readonly:
-        return facts.mount_readonly
-    if item.is_dir:
-        if not facts.overlaps(item.key):
-            return (f"nothing under '{item.key}' lies inside the mount point "
-                    f"'{facts.mount_point}'")
-        if item.origin == "local":
-            return f"everything under '{item.key}' is already local"
-        return None
-    if not facts.inside(item.key):
-        return (f"'{item.key}' is outside the mount point '{facts.mount_point}'; the mount "
-                "store cannot hold it, so it cannot be pulled")
-    if item.origin in ("local", "shadowing"):
-        return f"'{item.key}' already has a local copy"
-    return None
-
-
-def revert_reason(item: Item, facts: MountFacts) -> str | None:
-    """Why ``item``'s local change cannot be reverted (None if it can)."""
-    if facts.mount_readonly:
-        return facts.mount_readonly
-    if item.is_dir:
-        if item.origin == "remote" or item.origin is None:
-            return f"nothing under '{item.key}' has a local copy to revert"
-        if item.origin == "local":
-            return f"nothing under '{item.key}' has a backing version to revert to"
-        return None
-    if item.origin == "local":
-        return (f"'{item.key}' has no backing version to revert to; delete it to remove the "
-                "local copy")
-    if item.origin != "shadowing":
-        return f"'{item.key}' has no local copy to revert"
-    return None
-
-
-def delete_reason(item: Item, facts: MountFacts) -> str | None:
-    """Why ``item``'s mount copy (or copies under a folder) cannot be deleted."""
-    if facts.mount_readonly:
-        return facts.mount_readonly
-    if item.origin not in ("local", "shadowing"):
-        if item.is_dir:
-            return f"nothing under '{item.key}' has a local copy to delete"
-        return (f"'{item.key}' exists only in the backing store, which is read-only here; "
-                "it cannot be deleted")
-    return None
 
 
 def export_reason(item: Item, facts: MountFacts) -> str | None:

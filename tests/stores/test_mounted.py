@@ -760,6 +760,40 @@ def test_delete_denied_reason(store, mount, backing):
     assert store.write_denied_reason("a/b/anything") is None
 
 
+@pytest.mark.parametrize("readonly", [None, "mount", "backing"])
+def test_the_app_and_the_store_ask_the_same_rules(store, mount, backing, readonly):
+    # The app asks the rules with the origins its tree shows (list_dir entries)
+    # and facts gathered once; the store asks them with what it finds now.
+    from storegui.stores.mounted import rules
+
+    put(mount, "local")
+    put(mount, "shadow")
+    put(mount, "d/local")
+    put(backing, "a/b/shadow")
+    put(backing, "a/b/remote")
+    put(backing, "a/b/e/remote")
+    put(backing, "a/b/d/remote")
+    put(backing, "outside")
+    put(backing, "x/remote")
+    if readonly == "mount":
+        store.readonly = True
+    elif readonly == "backing":
+        backing.readonly = True
+    facts = rules.MountFacts.probe(store)
+    checks = [(rules.push_reason, store.push_denied_reason),
+              (rules.pull_reason, store.pull_denied_reason),
+              (rules.revert_reason, store.revert_denied_reason)]
+    seen = 0
+    for prefix in ("", "a/", "a/b/", "a/b/d/", "a/b/e/", "x/"):
+        for entry in store.list_dir(prefix):
+            for app_rule, store_rule in checks:
+                assert app_rule(entry, facts) == store_rule(entry.key), (entry, app_rule)
+            if not entry.is_dir:
+                assert rules.delete_reason(entry, facts) == store.delete_denied_reason(entry.key)
+            seen += 1
+    assert seen > 10
+
+
 # ---------------------------------------------------------------- threads
 
 

@@ -25,22 +25,24 @@ from ..metadata import decode_metadata, encode_metadata
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
 from ..transfer.verify import TransferMeter, copy_checked, restate, verify_copy
 from ..value import Entry, Value
+from . import rules
 from .merge import merge_listings, merge_query, mount_children
 from .rules import (
     PUSH_BATCH_BYTES,
     PUSH_BATCH_KEYS,
+    Live,
+    MountFacts,
+    Refusal,
     _Copied,
     _discard,
+    backing_only,
     is_readonly,
     mount_region,
+    no_backing,
     no_local,
     parse_target,
     what_happened,
 )
-
-
-def _no_backing(key: str) -> str:
-    return f"{key!r} has no backing version to revert to; delete it to remove the local copy"
 
 
 class MountedStore(Store):
@@ -108,11 +110,6 @@ class MountedStore(Store):
         if len(key) > len(mp) and key.startswith(mp):
             return key[len(mp):]
         return None
-
-    def _outside(self, key: str) -> str:
-        if key == self.mount_point:
-            return f"{key!r} is the mount point itself, not a key under it"
-        return f"{key!r} is outside the mount point {self.mount_point!r}"
 
     def _wants_events(self) -> bool:
         return self.event_dispatcher.has_listeners() or self._txn is not None
@@ -200,6 +197,47 @@ class MountedStore(Store):
 
     # ------------------------------------------------------------------ why a write is refused
 
+    # The rules themselves are in .rules, shared with the app: here they get
+    # facts and origins asked of the stores there and then.
+
+    def facts(self) -> MountFacts:
+        """What the push / pull / revert / delete rules need to know (asks both stores)."""
+        backing = None
+        if is_readonly(self.backing_store):
+            backing = f"the backing store {self.backing_store!r} is read-only"
+        return MountFacts(self.mount_point, self._readonly_reason(), backing)
+
+    def _live(self, key: str | None, prefix: str) -> Live:
+        """``key`` (or the folder ``prefix``) with its origin asked of the stores now."""
+        if key is not None:
+            try:
+                return Live(key, False, self.origin(key))
+            except KeyError:
+                return Live(key, False, None)
+        local = _any(self.local_keys(prefix))
+        remote = _any(self.backing_store.keys(prefix))
+        origin = ("shadowing" if local and remote else "local" if local
+                  else "remote" if remote else None)
+        return Live(prefix, True, origin)
+
+    def _denied(self, refusal: Any, reason: Any, key_or_prefix: str, **options: Any) -> str | None:
+        """``reason(live target, facts)``, after ``refusal(facts, key)``, which needs no I/O."""
+        key, prefix = parse_target(key_or_prefix, self)
+        facts = self.facts()
+        early = refusal(facts, key)
+        if early is not None:
+            return early.reason
+        self._ensure()
+        return reason(self._live(key, prefix), facts, **options)
+
+    def _refuse(self, refusal: Refusal | None, key: str | None) -> None:
+        """Raise ``refusal`` (KeyError if nothing is there to act on, else ReadOnlyError)."""
+        if refusal is None:
+            return
+        if refusal.missing:
+            raise StoreKeyError(key, self, refusal.reason)
+        raise ReadOnlyError(refusal.reason, key, self)
+
     def _readonly_reason(self) -> str | None:
         if self._forced_readonly:
             return f"{self!r} is read-only"
@@ -223,7 +261,7 @@ class MountedStore(Store):
         """
         key = self._check_key(key)
         if self._short(key) is None:
-            return self._outside(key) + "; the backing store is read-only here"
+            return rules.write_reason(MountFacts(self.mount_point), key)
         return self._readonly_reason()
 
     def delete_denied_reason(self, key: str) -> str | None:
@@ -236,19 +274,9 @@ class MountedStore(Store):
         InvalidKeyError
             If ``key`` is not a valid key.
         """
-        reason = self.write_denied_reason(key)
-        if reason is not None:
-            return reason
+        key = self._check_key(key)
         self._ensure()
-        if self.mount_store.exists(self._short(key)):
-            return None
-        if self.backing_store.exists(key):
-            return self._backing_only(key)
-        return f"{key!r} does not exist"
-
-    def _backing_only(self, key: str) -> str:
-        return (f"{key!r} exists only in the backing store, which is read-only here; "
-                f"it cannot be deleted")
+        return rules.delete_reason(self._live(key, ""), self.facts())
 
     # ------------------------------------------------------------------ read primitives
 
@@ -417,7 +445,7 @@ class MountedStore(Store):
                 self.mount_store.delete(self._short(key))
             except KeyError:
                 if self.backing_store.exists(key):
-                    raise ReadOnlyError(self._backing_only(key), key, self) from None
+                    raise ReadOnlyError(backing_only(key), key, self) from None
                 raise StoreKeyError(key, self) from None
         if self._wants_events():
             try:
@@ -453,17 +481,6 @@ class MountedStore(Store):
 
     # ------------------------------------------------------------------ push
 
-    def _push_refusal(self, key: str | None) -> StoreError | None:
-        if key is not None and self._short(key) is None:
-            return StoreKeyError(key, self, self._outside(key) + "; it has no local copy to push")
-        reason = self._readonly_reason()
-        if reason is not None:
-            return ReadOnlyError(reason + "; a push could not remove the local copy", key, self)
-        if is_readonly(self.backing_store):
-            return ReadOnlyError(f"the backing store {self.backing_store!r} is read-only; "
-                                 "nothing can be pushed to it", key, self)
-        return None
-
     def push_denied_reason(self, key_or_prefix: str) -> str | None:
         """None if ``push(key_or_prefix)`` may run, else a sentence saying why not.
 
@@ -472,16 +489,7 @@ class MountedStore(Store):
         InvalidKeyError
             If the argument is neither a valid key nor a prefix.
         """
-        key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._push_refusal(key)
-        if refusal is not None:
-            return refusal.message
-        if key is None:
-            if next(iter(self.local_keys(prefix)), None) is None:
-                return f"nothing under {prefix!r} has a local copy to push"
-        elif not self.mount_store.exists(self._short(key)):
-            return no_local(key, "push")
-        return None
+        return self._denied(rules.push_refusal, rules.push_reason, key_or_prefix)
 
     def push(self, key_or_prefix: str, *, progress: Progress | None = None,
              cancel: CancelToken | None = None,
@@ -534,9 +542,7 @@ class MountedStore(Store):
             The push of the named key failed; its mount copy is intact.
         """
         key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._push_refusal(key)
-        if refusal is not None:
-            raise refusal
+        self._refuse(rules.push_refusal(self.facts(), key), key)
         self._ensure()
         sizes: dict[str, int | None] = {}
         for k in ([key] if key is not None else sorted(self.local_keys(prefix))):
@@ -660,19 +666,6 @@ class MountedStore(Store):
     # drops mount copies so the backing versions show again. Set_metadata and
     # update_metadata of a backing-only key use the same copy (``_copy_in``).
 
-    def _pull_refusal(self, key: str | None) -> StoreError | None:
-        if key is not None and self._short(key) is None:
-            return ReadOnlyError(self._outside(key) + "; the mount store cannot hold it, so it "
-                                 "cannot be pulled", key, self)
-        reason = self._readonly_reason()
-        return ReadOnlyError(reason, key, self) if reason is not None else None
-
-    def _revert_refusal(self, key: str | None) -> StoreError | None:
-        if key is not None and self._short(key) is None:
-            return StoreKeyError(key, self, self._outside(key) + "; it has no local copy to revert")
-        reason = self._readonly_reason()
-        return ReadOnlyError(reason, key, self) if reason is not None else None
-
     def pull_denied_reason(self, key_or_prefix: str, overwrite: bool = False) -> str | None:
         """None if ``pull(key_or_prefix, overwrite=...)`` has something to do, else why not.
 
@@ -681,19 +674,8 @@ class MountedStore(Store):
         InvalidKeyError
             If the argument is neither a valid key nor a prefix.
         """
-        key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._pull_refusal(key)
-        if refusal is not None:
-            return refusal.message
-        if key is None:
-            if mount_region(self.mount_point, prefix) is None:
-                return f"nothing under {prefix!r} lies inside the mount point {self.mount_point!r}"
-            return None
-        if not overwrite and self.mount_store.exists(self._short(key)):
-            return f"{key!r} already has a local copy"
-        if not self.backing_store.exists(key):
-            return f"{key!r} is not in the backing store"
-        return None
+        return self._denied(rules.pull_refusal, rules.pull_reason, key_or_prefix,
+                            overwrite=overwrite)
 
     def pull(self, key_or_prefix: str, *, progress: Progress | None = None,
              cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
@@ -726,9 +708,7 @@ class MountedStore(Store):
             The pull of the named key failed; the mount store is unchanged for it.
         """
         key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._pull_refusal(key)
-        if refusal is not None:
-            raise refusal
+        self._refuse(rules.pull_refusal(self.facts(), key), key)
         self._ensure()
         if key is None:
             region = mount_region(self.mount_point, prefix)
@@ -842,19 +822,7 @@ class MountedStore(Store):
         InvalidKeyError
             If the argument is neither a valid key nor a prefix.
         """
-        key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._revert_refusal(key)
-        if refusal is not None:
-            return refusal.message
-        if key is None:
-            if next(iter(self.local_keys(prefix)), None) is None:
-                return f"nothing under {prefix!r} has a local copy to revert"
-            return None
-        if not self.mount_store.exists(self._short(key)):
-            return no_local(key, "revert")
-        if not self.backing_store.exists(key):
-            return _no_backing(key)
-        return None
+        return self._denied(rules.revert_refusal, rules.revert_reason, key_or_prefix)
 
     def revert(self, key_or_prefix: str) -> list[str]:
         """Drop the mount copy of shadowing keys, so their backing version shows again.
@@ -878,9 +846,7 @@ class MountedStore(Store):
             no backing version.
         """
         key, prefix = parse_target(key_or_prefix, self)
-        refusal = self._revert_refusal(key)
-        if refusal is not None:
-            raise refusal
+        self._refuse(rules.revert_refusal(self.facts(), key), key)
         self._ensure()
         reverted = []
         for k in ([key] if key is not None else sorted(self.local_keys(prefix))):
@@ -895,7 +861,7 @@ class MountedStore(Store):
                 if not strict:
                     return False
                 if self.mount_store.exists(short):
-                    raise StoreKeyError(key, self, _no_backing(key))
+                    raise StoreKeyError(key, self, no_backing(key))
                 raise StoreKeyError(key, self, no_local(key, "revert"))
             try:
                 self.mount_store.delete(short)
@@ -909,3 +875,14 @@ class MountedStore(Store):
             except KeyError:
                 self._emit(ev.StoreDeleteEvent(self, key))
         return True
+
+
+def _any(keys: Iterable[str]) -> bool:
+    """Whether ``keys`` yields anything (a generator is closed: it may hold a cursor)."""
+    it = iter(keys)
+    try:
+        return next(it, None) is not None
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
