@@ -26,7 +26,7 @@ from .. import APP_NAME
 from ..config import Workspace, config_dir, recent_workspaces, remember_recent
 from ..stores.errors import StoreError
 from .actions import KeyActions, MountFacts
-from .commands import KeyCommandsMixin
+from .commands import KeyCommands, confirm
 from .dialogs.about import show_about
 from .dialogs.workspace import WorkspaceDialog
 from .dnd.drag import DragOut
@@ -50,7 +50,7 @@ MIN_POOL_THREADS = 8
 FILTER_DELAY_MS = 150
 
 
-class MainWindow(KeyCommandsMixin, QMainWindow):
+class MainWindow(QMainWindow):
     """The storegui window for one workspace at a time.
 
     Parameters
@@ -87,8 +87,12 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.transfer_status = TransferStatusBar(self.transfers, self)
         self.search_panel = SearchPanel(self)
         self.actions = KeyActions(self)
-        self.drop_importer = DropImporter(self)
-        self.drag_out = DragOut(self)
+        self.drag_out = DragOut(lambda: self.store, self._known_facts, self.transfers,
+                                self.selected_nodes, self)
+        self.drop_importer = DropImporter(lambda: self.store, self._known_facts, self.model,
+                                          self.transfers, self.drag_out, self)
+        self.commands = KeyCommands(lambda: self.store, self.actions, self.model,
+                                    self.transfers, self.drop_importer, self)
         self.tree.drop_handler = self.drop_importer
         self.tree.drag_handler = self.drag_out
         self.filter_box = QLineEdit(self)
@@ -193,13 +197,13 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.tree.addAction(a.copy)
 
     def _connect(self) -> None:
-        a = self.actions
-        a.push.triggered.connect(self.push_selected)
-        a.pull.triggered.connect(self.pull_selected)
-        a.revert.triggered.connect(self.revert_selected)
-        a.delete.triggered.connect(self.delete_selected)
-        a.export.triggered.connect(self.export_selected)
-        a.new_key.triggered.connect(self.new_key_from_file)
+        a, commands = self.actions, self.commands
+        a.push.triggered.connect(commands.push_selected)
+        a.pull.triggered.connect(commands.pull_selected)
+        a.revert.triggered.connect(commands.revert_selected)
+        a.delete.triggered.connect(commands.delete_selected)
+        a.export.triggered.connect(commands.export_selected)
+        a.new_key.triggered.connect(commands.new_key_from_file)
         a.refresh.triggered.connect(self.refresh)
         a.open_workspace.triggered.connect(self.choose_workspace)
         a.search.triggered.connect(lambda: self.search_store(self.filter_box.text()))
@@ -233,6 +237,14 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.search_panel.statusMessage.connect(self.show_status)
         self.search_panel.searchFailed.connect(self.show_status)
         self.search_panel.keyChosen.connect(self.reveal_key)
+        commands.statusMessage.connect(self.show_status)
+        commands.errorRaised.connect(self.show_error)
+        commands.keysChanged.connect(self.refresh_shown_key)
+        commands.keyCreated.connect(self.reveal_key)
+        self.drop_importer.statusMessage.connect(self.show_status)
+        self.drop_importer.errorRaised.connect(self.show_error)
+        self.drop_importer.keyCreated.connect(self.reveal_key)
+        self.drag_out.statusMessage.connect(self.show_status)
 
     # ------------------------------------------------------------------ workspace
 
@@ -255,8 +267,9 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         self.search_panel.set_store(store)
         self.setWindowTitle(f"{workspace.name} — {APP_NAME}")
         self.show_status(f"Opened {workspace.title}")
-        run_in_thread(MountFacts.probe, store, on_result=self._on_facts,
-                      on_error=self._on_facts_failed, context=store)
+        run_in_thread(MountFacts.probe, store, context=store,
+                      on_result=lambda facts: self._on_facts(store, facts),
+                      on_error=lambda exc: self._on_facts_failed(store, exc))
         try:
             remember_recent(workspace)
         except (StoreError, OSError) as exc:
@@ -277,15 +290,19 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
             run_in_thread(store.disconnect, on_error=lambda exc: log.warning(
                 "disconnecting %r failed: %s", store, exc))
 
-    def _on_facts(self, facts: MountFacts) -> None:
-        if self.sender() is not None and self.sender().context is self.store:
+    def _known_facts(self) -> MountFacts | None:
+        """The facts about the store shown, if known (None while there is no store)."""
+        return self.facts if self.store is not None else None
+
+    def _on_facts(self, store: Any, facts: MountFacts) -> None:
+        if store is self.store:  # not a probe of a store let go since
             self.facts = facts
             self._on_selection_changed()
 
-    def _on_facts_failed(self, exc: BaseException) -> None:
-        if self.sender() is not None and self.sender().context is self.store:
+    def _on_facts_failed(self, store: Any, exc: BaseException) -> None:
+        if store is self.store:
             reason = f"cannot tell whether the stores can be written ({exc})"
-            self.facts = MountFacts(self.store.mount_point, reason, reason)
+            self.facts = MountFacts(store.mount_point, reason, reason)
             self.show_status(reason)
             self._on_selection_changed()
 
@@ -478,13 +495,14 @@ class MainWindow(KeyCommandsMixin, QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if self.transfers.is_busy() and not self._confirm(
-                "Transfers running",
+        if self.transfers.is_busy() and not confirm(
+                self, "Transfers running",
                 f"{describe_busy(self.transfers)} Cancel and close? A cancelled transfer keeps "
                 "nothing partial: its keys or files stay as they were before it."):
             event.ignore()
             return
         self._closing = True
+        self.drop_importer.shutdown()
         self.save_settings()
         self._release_store()
         self.drag_out.shutdown()

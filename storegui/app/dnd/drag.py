@@ -23,20 +23,20 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QUrl
+from PySide6.QtCore import QEventLoop, QMimeData, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDrag
 
 from ... import APP_AUTHOR, APP_NAME
 from ...stores.transfer.streaming import CancelToken, copy_value
 from .. import icons, operations
-from ..actions import without_nested
-from ..transfers.queue import JobState, TransferJob
-from .drop import DropVerdict, describe_prefix
+from ..actions import MountFacts, without_nested
+from ..transfers.queue import JobState, TransferJob, TransferQueue
+from .drop import DropVerdict, describe_prefix, writable_prefix
 from .dropped_files import REPLACE, DropScan, ImportItem, ImportReport, find_existing, target_key
 
 KEYS_MIME = "application/x-storegui-keys"
@@ -173,13 +173,34 @@ class KeyDragData(QMimeData):
 class DragOut(QObject):
     """Starts drags of the selected keys, judges and runs their drops inside the tree.
 
-    Needs of the window: ``store``, ``facts``, ``transfers``, ``drop_importer``,
-    ``selected_nodes`` and ``show_status``.
+    Parameters
+    ----------
+    store : callable
+        Returns the store shown now (None while there is none): the drag's source.
+    facts : callable
+        Returns the :class:`MountFacts` of the store shown (None while unknown).
+    transfers : TransferQueue
+        Runs the exports that write a drag's files.
+    selected_nodes : callable
+        Returns the tree nodes selected now (what a drag started in the tree carries).
+    parent : QObject, optional
+
+    Signals
+    -------
+    statusMessage(str)
+        Why nothing was dragged out.
     """
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
+    statusMessage = Signal(str)
+
+    def __init__(self, store: Callable[[], Any], facts: Callable[[], MountFacts | None],
+                 transfers: TransferQueue, selected_nodes: Callable[[], Sequence[Any]],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._facts = facts
+        self._transfers = transfers
+        self._selected_nodes = selected_nodes
         self.token = uuid.uuid4().hex
         self.current: KeyDragData | None = None
         self._folders: list[Path] = []
@@ -189,7 +210,7 @@ class DragOut(QObject):
     def mime_data(self, nodes: Sequence[Any]) -> KeyDragData | None:
         """The drag data for tree nodes (None if there is nothing to drag)."""
         items = [(n.key, bool(n.is_dir), n.origin) for n in without_nested(list(nodes))]
-        if not items or self.window.store is None:
+        if not items or self._store() is None:
             return None
         root = drag_folder_root()
         root.mkdir(parents=True, exist_ok=True)
@@ -200,7 +221,7 @@ class DragOut(QObject):
 
     def start_drag(self, view: Any) -> None:
         """Drag the selected keys and folders (blocks until the drop, as QDrag does)."""
-        mime = self.mime_data(self.window.selected_nodes())
+        mime = self.mime_data(self._selected_nodes())
         if mime is None:
             return
         drag = QDrag(view)
@@ -225,7 +246,7 @@ class DragOut(QObject):
         if mime.job is not None and not mime.job.state.finished:
             mime.job.on_done = lambda _r, m=mime: self._remove_folder(m.folder)
             mime.job.on_error = lambda _e, m=mime: self._remove_folder(m.folder)
-            self.window.transfers.cancel(mime.job)
+            self._transfers.cancel(mime.job)
         else:
             self._remove_folder(mime.folder)
 
@@ -244,10 +265,10 @@ class DragOut(QObject):
     def prepare(self, mime: KeyDragData) -> TransferJob:
         """Start (once) the export job that writes the drag's files."""
         if mime.job is None or mime.job.state in (JobState.FAILED, JobState.CANCELLED):
-            store, items = self.window.store, mime.items
+            store, items = self._store(), mime.items
             names = mime.paths
             what = f"'{items[0][0]}'" if len(items) == 1 else f"{len(items)} items"
-            mime.job = self.window.transfers.submit(
+            mime.job = self._transfers.submit(
                 f"Export {what} for dragging", lambda p, c: export_items(
                     store, items, mime.folder, names, p, c), kind="export")
         return mime.job
@@ -257,7 +278,7 @@ class DragOut(QObject):
         job = self.prepare(mime)
         if not job.state.finished:
             loop = QEventLoop()
-            queue = self.window.transfers
+            queue = self._transfers
 
             def ended(changed: TransferJob) -> None:
                 if changed is job and changed.state.finished:
@@ -269,7 +290,7 @@ class DragOut(QObject):
             finally:
                 queue.jobChanged.disconnect(ended)
         if job.state is not JobState.DONE:
-            self.window.show_status(f"Nothing was dragged out: {job.error_text or 'cancelled'}")
+            self.statusMessage.emit(f"Nothing was dragged out: {job.error_text or 'cancelled'}")
             return []
         return [QUrl.fromLocalFile(str(p)) for p in mime.paths if p.exists()]
 
@@ -295,7 +316,7 @@ class DragOut(QObject):
         if payload.get("window") != self.token:
             return DropVerdict(False, "Keys can only be moved within their own window; export "
                                       "them and drop the files instead", index)
-        prefix, why = self.window.drop_importer.writable_prefix(folder)
+        prefix, why = writable_prefix(self._facts(), folder)
         if prefix is None:
             return DropVerdict(False, why, index)
         items = self.items_of(mime)
@@ -318,7 +339,7 @@ class DragOut(QObject):
 
     def _move_refusal(self, item: Item) -> str | None:
         key, is_dir, origin = item
-        facts = self.window.facts
+        facts = self._facts()
         if is_dir:
             return None if origin in ("local", "shadowing") and facts.overlaps(key) else \
                 f"nothing under '{key}' has a local copy"

@@ -23,9 +23,9 @@ import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -38,12 +38,18 @@ from PySide6.QtWidgets import (
 )
 
 from ...stores.errors import TransferCancelled
+from ..actions import MountFacts
 from ..formatting import format_size
 from ..scheduling import HeartbeatTimer, freeze_alive, scan_pacer
+from ..transfers.queue import TransferQueue
+from ..tree.model import KeyTreeModel
 from ..tree.nodes import KeyNode, StatusRow
 from ..workers import run_in_thread
 from . import dropped_files
 from .dropped_files import KEEP_BOTH, REPLACE, SKIP, DropScan, ImportItem, ImportReport
+
+if TYPE_CHECKING:
+    from .drag import DragOut
 
 #: At most this many problems are listed in the summary dialog.
 MAX_LISTED = 15
@@ -130,17 +136,69 @@ class ClashDialog(QDialog):
             self.accept()
 
 
+def writable_prefix(facts: MountFacts | None, folder: str) -> tuple[str | None, str]:
+    """Where keys dropped on ``folder`` go, or None and why nothing may go there.
+
+    ``facts`` are those gathered about the stores shown (None while they are
+    being gathered, or while no store is shown).
+    """
+    if facts is None:
+        return None, "Checking whether the stores can be written…"
+    if facts.mount_readonly:
+        return None, f"Cannot drop here: {facts.mount_readonly}"
+    prefix = facts.new_key_prefix(folder)
+    if prefix is None:
+        return None, (f"Cannot drop on '{folder}': it is outside the mount point "
+                      f"'{facts.mount_point}', and the backing store is read-only here. "
+                      f"Drop on '{facts.mount_point}' or a folder under it")
+    return prefix, ""
+
+
 class DropImporter(QObject):
     """Judges drags over the tree and runs drops (files in; keys moved or copied).
 
-    Needs of the window: ``store``, ``facts``, ``tree``, ``model``,
-    ``transfers`` (the TransferQueue), ``drag_out``, ``show_status`` and
-    ``reveal_key``.
+    Parameters
+    ----------
+    store : callable
+        Returns the store shown now (None while there is none). A drop writes
+        to the store shown when it started, and is dropped if another store is
+        shown by the time its jobs would be queued.
+    facts : callable
+        Returns the :class:`MountFacts` of the store shown (None while unknown).
+    model : KeyTreeModel
+        The tree's model: the rows under a drag, and the folders a drop wrote to.
+    transfers : TransferQueue
+        Runs the drop's jobs.
+    drag_out : DragOut
+        Tells a drag of keys from a drag of files, judges and plans moves and copies.
+    parent : QWidget
+        The parent of the dialogs (name clashes, the summary) and of this object.
+
+    Signals
+    -------
+    statusMessage(str)
+        What a drag over the tree would do, a drop's progress and its summary.
+    errorRaised(str, object)
+        A drop could not be planned: a title and the exception, for a dialog.
+    keyCreated(str)
+        The one key a drop stored: the window may show it.
     """
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
+    statusMessage = Signal(str)
+    errorRaised = Signal(str, object)
+    keyCreated = Signal(str)
+
+    def __init__(self, store: Callable[[], Any], facts: Callable[[], MountFacts | None],
+                 model: KeyTreeModel, transfers: TransferQueue, drag_out: DragOut,
+                 parent: QWidget) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._facts = facts
+        self._model = model
+        self._transfers = transfers
+        self._drag_out = drag_out
+        self._dialog_parent = parent
+        self._closing = False
         self._last_message: str | None = None
         self._paths: list[str] | None = None  # the files of the drag in progress
         self.sessions: list[DropSession] = []
@@ -157,7 +215,7 @@ class DropImporter(QObject):
         if not index.isValid():
             return "", QModelIndex()
         index = index.siblingAtColumn(0)
-        node = self.window.model.node(index)
+        node = self._model.node(index)
         if isinstance(node, StatusRow):
             node, index = node.parent, index.parent()
         elif isinstance(node, KeyNode) and not node.is_dir:
@@ -170,9 +228,8 @@ class DropImporter(QObject):
         """Whether what ``event`` carries may be dropped at its position (no store I/O)."""
         folder, index = self._folder_at(view, event.position().toPoint())
         mime = event.mimeData()
-        drag_out = getattr(self.window, "drag_out", None)
-        if drag_out is not None and drag_out.carries_keys(mime):
-            verdict = drag_out.verdict(mime, folder, index, event)
+        if self._drag_out.carries_keys(mime):
+            verdict = self._drag_out.verdict(mime, folder, index, event)
         else:
             # Read the URLs once per drag: on X11 each read asks the source application.
             if self._paths is None or event.type() == QEvent.Type.DragEnter:
@@ -181,24 +238,10 @@ class DropImporter(QObject):
         self._say(verdict.message)
         return verdict
 
-    def writable_prefix(self, folder: str) -> tuple[str | None, str]:
-        """Where keys dropped on ``folder`` go, or None and why nothing may go there."""
-        facts = self.window.facts
-        if self.window.store is None or facts is None:
-            return None, "Checking whether the stores can be written…"
-        if facts.mount_readonly:
-            return None, f"Cannot drop here: {facts.mount_readonly}"
-        prefix = facts.new_key_prefix(folder)
-        if prefix is None:
-            return None, (f"Cannot drop on '{folder}': it is outside the mount point "
-                          f"'{facts.mount_point}', and the backing store is read-only here. "
-                          f"Drop on '{facts.mount_point}' or a folder under it")
-        return prefix, ""
-
     def _files_verdict(self, paths: list[str], folder: str, index: QModelIndex) -> DropVerdict:
         if not paths:
             return DropVerdict(False, "Only files and folders can be dropped here", index)
-        prefix, why = self.writable_prefix(folder)
+        prefix, why = writable_prefix(self._facts(), folder)
         if prefix is None:
             return DropVerdict(False, why, index)
         what = f"'{os.path.basename(paths[0].rstrip(os.sep))}'" if len(paths) == 1 \
@@ -214,7 +257,11 @@ class DropImporter(QObject):
     def _say(self, message: str) -> None:
         if message != self._last_message:  # a drag moves a lot: say each thing once
             self._last_message = message
-            self.window.show_status(message)
+            self.statusMessage.emit(message)
+
+    def shutdown(self) -> None:
+        """The window closes: drops still ending say so in the status bar only, no dialog."""
+        self._closing = True
 
     # ------------------------------------------------------------------ dropping
 
@@ -223,8 +270,8 @@ class DropImporter(QObject):
         self._last_message = None
         self._paths = None
         mime = event.mimeData()
-        drag_out = getattr(self.window, "drag_out", None)
-        if drag_out is not None and drag_out.carries_keys(mime):
+        drag_out = self._drag_out
+        if drag_out.carries_keys(mime):
             move = verdict.action == Qt.DropAction.MoveAction
             sources = drag_out.items_of(mime)
             self.start("move" if move else "copy", verdict.prefix or "",
@@ -242,10 +289,10 @@ class DropImporter(QObject):
 
     def start(self, verb: str, prefix: str, plan: Callable[[Any], DropScan]) -> DropSession:
         """Plan on a worker with ``plan(store)``, then ask about clashes, then queue the jobs."""
-        store = self.window.store
+        store = self._store()
         session = DropSession(verb, prefix, store)
         self.sessions.append(session)
-        self.window.show_status(f"Preparing to {verb} into {describe_prefix(prefix)}…")
+        self.statusMessage.emit(f"Preparing to {verb} into {describe_prefix(prefix)}…")
         batched = verb == "import"
 
         def planned(store: Any) -> DropScan:
@@ -268,8 +315,8 @@ class DropImporter(QObject):
 
     def _plan_failed(self, session: DropSession, exc: BaseException) -> None:
         self._forget(session)
-        self.window.show_error(f"Cannot {session.verb} into {describe_prefix(session.prefix)}",
-                               exc)
+        self.errorRaised.emit(f"Cannot {session.verb} into {describe_prefix(session.prefix)}",
+                              exc)
 
     def _planned(self, session: DropSession, scan: DropScan) -> None:
         session.scan = scan
@@ -290,7 +337,7 @@ class DropImporter(QObject):
                 item.clash = session.apply_all
             clashes.clear()
         if clashes:
-            dialog = ClashDialog(self.window, clashes[0].key, len(clashes) - 1)
+            dialog = ClashDialog(self._dialog_parent, clashes[0].key, len(clashes) - 1)
             dialog.finished.connect(lambda _r, d=dialog: self._answered(session, d))
             dialog.open()
             return
@@ -300,7 +347,7 @@ class DropImporter(QObject):
         dialog.deleteLater()
         if dialog.choice is None:
             self._forget(session)
-            self.window.show_status(f"Cancelled: nothing was {past(session.verb)}")
+            self.statusMessage.emit(f"Cancelled: nothing was {past(session.verb)}")
             return
         item = session.clashes.popleft()
         item.clash = dialog.choice
@@ -309,7 +356,7 @@ class DropImporter(QObject):
         self._resolve_next(session)
 
     def _queue(self, session: DropSession) -> None:
-        if session.store is not self.window.store:  # another workspace was opened meanwhile
+        if session.store is not self._store():  # another workspace was opened meanwhile
             self._forget(session)
             return
         scan = session.scan
@@ -325,7 +372,7 @@ class DropImporter(QObject):
         store = session.store
         where = describe_prefix(session.prefix)
         if session.verb != "import":
-            drag_out = self.window.drag_out
+            drag_out = self._drag_out
             move = session.verb == "move"
             items = jobs[0][0]
             title = f"{session.verb.capitalize()} {describe_count(items)} to {where}"
@@ -346,7 +393,7 @@ class DropImporter(QObject):
                                  store, b, p, c, scan.roots), size)
 
     def _submit(self, session: DropSession, title: str, fn: Any, total: int | None) -> None:
-        job = self.window.transfers.submit(
+        job = self._transfers.submit(
             title, fn, kind=session.verb, total=total,
             on_done=lambda report: self._job_done(session, report),
             on_error=lambda exc, t=title: self._job_failed(session, t, exc))
@@ -365,11 +412,14 @@ class DropImporter(QObject):
 
     def _job_ended(self, session: DropSession, keys: list[str]) -> None:
         session.ended += 1
+        if session.store is not self._store():  # another workspace was opened meanwhile
+            self._forget(session)
+            return
         # The store's events name each key written; the folder itself may be new.
-        self.window.model.refresh_keys([session.prefix])
+        self._model.refresh_keys([session.prefix])
         if session.summarized:  # a retried job: the drop was summed up already
             if keys:
-                self.window.show_status(f"{past(session.verb).capitalize()} {len(keys)} key(s)")
+                self.statusMessage.emit(f"{past(session.verb).capitalize()} {len(keys)} key(s)")
             return
         if session.ended >= len(session.jobs):
             self._summarize(session)
@@ -398,15 +448,15 @@ class DropImporter(QObject):
             notes.append(f"{session.cancelled} transfer(s) cancelled")
         if notes:
             text += "; " + ", ".join(notes)
-        self.window.show_status(text)
+        self.statusMessage.emit(text)
         if len(keys) == 1 and not problems and not session.failed:
-            self.window.reveal_key(keys[0])
-        if (problems or session.failed) and not getattr(self.window, "_closing", False):
+            self.keyCreated.emit(keys[0])
+        if (problems or session.failed) and not self._closing:
             lines = [f"{path}: {why}" for path, why in problems]
             lines += [f"{title}: {why}" for title, why in session.failed]
             listed = "\n".join(f"• {line}" for line in lines[:MAX_LISTED])
             more = f"\n…and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
-            QMessageBox.warning(self.window, f"Some items were not {verb}",
+            QMessageBox.warning(self._dialog_parent, f"Some items were not {verb}",
                                 f"{text}.\n\nNot {verb}:\n{listed}{more}")
 
     def _forget(self, session: DropSession) -> None:
