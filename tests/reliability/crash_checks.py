@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storegui.stores.errors import StoreError
-from storegui.stores.filesystem.layout import INTERNAL, STALE_AFTER
+from storegui.stores.filesystem.layout import INTERNAL
 from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.localfiles.tempfiles import STALE_AFTER
 from storegui.stores.sqlite.store import SqliteStore
 
 

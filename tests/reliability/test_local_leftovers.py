@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from storegui.stores.filesystem.dirs import HELD
 from storegui.stores.filesystem.store import FileSystemStore
+from storegui.stores.localfiles.tempfiles import HELD
 from storegui.stores.sqlite.store import SqliteStore
 
 # Imports a stream into the store; once 1 MiB is in its temp file it says

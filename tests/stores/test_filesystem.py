@@ -28,7 +28,7 @@ from storegui.stores import (
 )
 from storegui.stores import events as ev
 from storegui.stores.filesystem.paths import key_names, parse_chain
-from storegui.stores.filesystem.spool import INLINE_MAX
+from storegui.stores.filesystem.records import INLINE_MAX
 from storegui.stores.keys import check_key
 
 ODD_PIECES = ["", ".", "..", "/", "//", "\\", ":", "@v", "@+", "%00", "%", "%41", ".storegui",

@@ -16,17 +16,16 @@ import time
 from dataclasses import dataclass
 
 from ..errors import StoreError
-from .dirs import DIR_FLAGS, READ_FLAGS, is_abandoned, open_dir, remove_flat_dir, write_all
+from ..localfiles.descriptors import DIR_FLAGS, NEW_FILE, READ_FLAGS, open_dir, write_all
+from ..localfiles.tempfiles import STALE_AFTER, is_abandoned, remove_abandoned
+from .dirs import remove_flat_dir
 from .undo import recover_abandoned
 
 MARKER = ".storegui-store.json"
 INTERNAL = ".storegui"
 FORMAT = "storegui-filesystem-store"
 LAYOUT_VERSION = 1
-#: Seconds a temp file must be unchanged (and unlocked) before connect removes it.
-STALE_AFTER = 60.0
 _OWN_PREFIX = ".storegui"
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -161,7 +160,7 @@ def _init_marker(root: int, path: str, adopt: bool) -> str:
             "(see storegui.stores.filesystem.store)",
         }
         tmp = f"{MARKER}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=root)
+        fd = os.open(tmp, NEW_FILE, 0o666, dir_fd=root)
         try:
             write_all(fd, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
             os.fsync(fd)
@@ -178,7 +177,7 @@ def _names_fold(root: int) -> bool:
     stem = f"{_OWN_PREFIX}-probe-{secrets.token_hex(4)}-"
     name = stem + "a\u00e9"
     try:
-        os.close(os.open(name, _NEW_FILE, 0o666, dir_fd=root))
+        os.close(os.open(name, NEW_FILE, 0o666, dir_fd=root))
     except OSError:
         return True  # cannot even hold that name: escape everything non-ASCII
     try:
@@ -203,14 +202,7 @@ def clean_abandoned(dirs: StoreDirs, min_age: float = STALE_AFTER) -> int:
     moment between creating such a file and locking it. A dead transaction
     that journaled changes is rolled back first, whatever its age.
     """
-    removed = 0
-    with os.scandir(dirs.tmp) as entries:
-        names = [e.name for e in entries]
-    for name in names:
-        if is_abandoned(dirs.tmp, name, min_age):
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=dirs.tmp)
-                removed += 1
+    removed = remove_abandoned(dirs.tmp, min_age)
     with os.scandir(dirs.trash) as entries:
         names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
     for name in names:

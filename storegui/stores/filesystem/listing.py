@@ -10,8 +10,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..localfiles.descriptors import DIR_FLAGS, READ_FLAGS, open_dir
 from ..value import Entry
-from .dirs import DIR_FLAGS, READ_FLAGS, open_dir
 from .paths import CONT_TAG, KEY_TAG, parse_chain
 from .records import DamagedRecordError, read_record
 

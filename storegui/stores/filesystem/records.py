@@ -1,4 +1,4 @@
-"""The record file that holds one key of a :class:`FileSystemStore`, and streams over it.
+"""The record file that holds one key of a :class:`FileSystemStore`, and the Value read from it.
 
 A record is one file::
 
@@ -9,10 +9,11 @@ A record is one file::
     metadata         the key's metadata, canonical JSON text, stored verbatim
     data             the value's bytes when "blob" is null (small values)
 
-A large value's bytes live in a separate, never-modified *blob* file named in
-the info; replacing the record (one rename) switches data and metadata
-together, and changing only the metadata writes a new small record that
-names the same blob.
+A value of more than :data:`INLINE_MAX` bytes lives in a separate,
+never-modified *blob* file named in the info (read through
+:mod:`..localfiles.streams`); replacing the record (one rename) switches
+data and metadata together, and changing only the metadata writes a new
+small record that names the same blob.
 
 ``created`` and ``modified`` are the writer's clock (``time.time()``) read
 during the write call, never a file's mtime: a filesystem's timestamps lag
@@ -29,18 +30,19 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import StoreError
+from ..localfiles.streams import FdHandle, file_value
 from ..value import Value
 
+#: Values up to this size live inside their record; larger ones in a blob file.
+INLINE_MAX = 64 * 1024
 MAGIC = b"SGKV"
 VERSION = 1
 _PREFIX = struct.Struct(">4sB3xII")
 PREFIX_SIZE = _PREFIX.size
 _FIRST_READ = 4096
 _BLOB_NAME = re.compile(r"[0-9a-f]{32}")
-_preadv = getattr(os, "preadv", None)
 
 
 class DamagedRecordError(StoreError):
@@ -137,97 +139,6 @@ def read_record(
     return record, data[:size]
 
 
-class FdHandle:
-    """Owns an open file descriptor; closes it when the last user lets go of it.
-
-    A :class:`~storegui.stores.value.Value` and every stream opened from it
-    keep the handle alive, so a value read stays the version that was current
-    when ``get`` ran, even if the key is replaced or deleted meanwhile.
-    """
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __del__(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-class BlobReader(io.RawIOBase):
-    """Reads bytes ``start .. end-1`` of a file with ``pread`` (its own position, shared fd)."""
-
-    def __init__(self, handle: FdHandle, start: int, end: int, whole: bool) -> None:
-        super().__init__()
-        self._handle: FdHandle | None = handle
-        self._start = start
-        self._pos = start
-        self._end = end
-        # Only a stream over the whole file exposes its descriptor: a kernel
-        # copy (copy_file_range) runs to the end of the file, not of a range.
-        self._whole = whole
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        if not self._whole or self._handle is None:
-            raise io.UnsupportedOperation("fileno")
-        return self._handle.fd
-
-    def shared_file(self) -> int | None:
-        """The blob's descriptor, for a hard link (see ``kernel_copy.shared_file_fd``).
-
-        Blobs are never modified once written, so another store may share
-        the file. Only offered for a stream over the whole blob.
-        """
-        if not self._whole or self._handle is None:
-            return None
-        return self._handle.fd
-
-    def readinto(self, buffer: Any) -> int:
-        if self._handle is None:
-            raise ValueError("read from a closed stream")
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), self._end - self._pos)
-        if want <= 0:
-            return 0
-        if _preadv is not None:
-            n = _preadv(self._handle.fd, [view[:want]], self._pos)
-        else:
-            chunk = os.pread(self._handle.fd, want, self._pos)
-            n = len(chunk)
-            view[:n] = chunk
-        self._pos += n
-        return n
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = self._start + offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._end + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < self._start:
-            raise OSError(f"negative seek position {pos - self._start}")
-        self._pos = pos
-        return pos - self._start
-
-    def tell(self) -> int:
-        return self._pos - self._start
-
-    def close(self) -> None:
-        self._handle = None
-        super().close()
-
-
 def inline_value(record: Record, data: bytes, file_mtime: float) -> Value:
     """The :class:`Value` of a record that holds its data (``file_mtime``: the record file's)."""
     return Value(lambda: io.BytesIO(data), record.metadata_text, record.size, record.created,
@@ -236,14 +147,5 @@ def inline_value(record: Record, data: bytes, file_mtime: float) -> Value:
 
 def blob_value(record: Record, handle: FdHandle, file_mtime: float) -> Value:
     """The :class:`Value` of a record whose data is the blob open in ``handle``."""
-    size = record.size
-    return Value(lambda: open_blob_stream(handle, size), record.metadata_text, size,
-                 record.created, record.modified_or(file_mtime),
-                 lambda start, end: open_blob_stream(handle, size, start, end))
-
-
-def open_blob_stream(handle: FdHandle, size: int, start: int = 0, end: int | None = None) -> Any:
-    """A buffered stream over ``start .. end-1`` of the blob file held by ``handle``."""
-    end = size if end is None else max(start, min(end, size))
-    whole = start == 0 and end == size
-    return io.BufferedReader(BlobReader(handle, start, end, whole))
+    return file_value(handle, record.size, record.metadata_text, record.created,
+                      record.modified_or(file_mtime))

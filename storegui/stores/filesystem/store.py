@@ -11,7 +11,7 @@ Layout of a store folder (details in :mod:`.layout`, :mod:`.paths`,
     ROOT/images                   the folder of prefix "images/"
 
 A record holds the key's metadata (JSON) and either its data (values up to
-:data:`.spool.INLINE_MAX` bytes) or the name of its blob. Key names are encoded
+:data:`.records.INLINE_MAX` bytes) or the name of its blob. Key names are encoded
 reversibly (:mod:`.paths`), so any key, ``..``, ``\\`` and control
 characters included, lands strictly under the root; paths are resolved one
 component at a time without following symlinks (:mod:`.dirs`).
@@ -38,14 +38,14 @@ demand; a push calls it before deleting the local copy.
 
 Blobs are never modified once written, so a value copied from another local
 store's blob file on the same filesystem becomes a hard link to that file
-(no bytes move, see :mod:`.spool`); either store replacing or deleting
+(no bytes move, see :mod:`..localfiles.spool`); either store replacing or deleting
 its key only removes its own link.
 
 Abandoned temp files (a killed writer) are removed at the next connect: those
 no process holds an ``flock`` on, whatever their age once named ``*.held``
 (renamed so only after their writer locked them), else unchanged for a minute;
 a write in progress in another process is never disturbed (:mod:`.layout`,
-:func:`.dirs.is_abandoned`).
+:func:`..localfiles.tempfiles.is_abandoned`).
 
 Transactions roll back: the first change of a key hard-links its old record
 into ``trash/``; rollback renames it back (and removes records of keys that
@@ -73,21 +73,24 @@ from urllib.parse import quote
 from ..contract import Store, Transaction, check_sync
 from ..errors import StoreError, StoreKeyError, no_room_reason, write_error
 from ..keys import check_key, check_prefix
+from ..localfiles.descriptors import READ_FLAGS, flush_filesystem, open_dir, write_all
+from ..localfiles.spool import Spooled, spool
+from ..localfiles.streams import FdHandle
+from ..localfiles.tempfiles import new_temp, remove_temp
 from ..value import Entry, Value
-from .dirs import MISSING, READ_FLAGS, flush_filesystem, open_dir, prune_dirs, write_all
+from .dirs import MISSING, prune_dirs
 from .layout import StoreDirs, open_store_dir
 from .listing import list_entries, walk_keys
 from .paths import folder_names, key_names
 from .records import (
+    INLINE_MAX,
     DamagedRecordError,
-    FdHandle,
     Record,
     blob_value,
     inline_value,
     pack_record,
     read_record,
 )
-from .spool import Spooled, new_temp, remove_temp, spool
 from .undo import ABSENT, UndoLog, blobs_in_undo_logs
 
 #: A transaction that wrote more records than this makes them durable with one
@@ -346,16 +349,16 @@ class FileSystemStore(Store):
             if data is not None:
                 # errors of the caller's stream pass through; our own become StoreError
                 new = spool(data, buffer_size, self._dirs.tmp,
-                            lambda exc: self._fail(exc, key, "write"), self._full_sync)
+                            lambda exc: self._fail(exc, key, "write"), kind="blob",
+                            inline_max=INLINE_MAX, fsync=self._full_sync, key=key)
             try:
                 with self._lock_for(key):
                     self._replace_record(key, names, new, metadata_text, log)
             except OSError as exc:
                 raise self._fail(exc, key, "write") from None
         finally:
-            if new is not None and new.fd >= 0:
-                os.close(new.fd)
-                remove_temp(self._dirs.tmp, new.name)  # gone already unless the write failed
+            if new is not None:
+                new.discard()  # the temp file is gone already unless the write failed
 
     def _replace_record(
         self, key: str, names: list[str], new: Spooled | None, metadata_text: str | None,
@@ -370,7 +373,7 @@ class FileSystemStore(Store):
             blob, size = record.blob, record.size
         else:
             inline, size = new.inline, new.size
-            blob = new.blob if new.name else None
+            blob = new.token if new.name else None
         if metadata_text is None:
             metadata_text = current[0].metadata_text if current else "{}"
         # The clock, read now (after the write call began): see fs_records.

@@ -30,7 +30,9 @@ import secrets
 import stat
 
 from ..errors import StoreError
-from .dirs import READ_FLAGS, lock_file, open_dir, prune_dirs, remove_flat_dir, write_all
+from ..localfiles.descriptors import READ_FLAGS, open_dir, write_all
+from ..localfiles.tempfiles import lock_file
+from .dirs import prune_dirs, remove_flat_dir
 from .records import read_record
 
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

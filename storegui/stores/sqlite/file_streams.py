@@ -15,7 +15,8 @@ import io
 import os
 from typing import Any
 
-from ..filesystem.records import BlobReader, FdHandle
+from ..localfiles.streams import FdHandle
+from ..localfiles.streams import FileRangeReader as BlobReader
 from ..transfer.kernel_copy import is_regular_file
 from ..transfer.streaming import ProgressReader
 from ..value import Value

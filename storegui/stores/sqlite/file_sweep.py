@@ -23,8 +23,8 @@ import sqlite3
 try:
     import fcntl
 
-    from ..filesystem.dirs import READ_FLAGS, is_abandoned, open_dir
-    from ..filesystem.layout import STALE_AFTER
+    from ..localfiles.descriptors import READ_FLAGS, open_dir
+    from ..localfiles.tempfiles import STALE_AFTER, is_abandoned
 except ImportError:  # pragma: no cover - no flock (Windows): every value stays in the database
     pass
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import StoreError, no_room_reason, write_error
-from ..filesystem.records import FdHandle
+from ..localfiles.streams import FdHandle
 from ..transfer.kernel_copy import link_shared_file, shared_file_fd
 from ..transfer.streaming import ProgressReader, copy_stream
 from .file_streams import ValueFileStream, file_value, open_value_stream, remaining_size
@@ -55,8 +55,14 @@ from .file_sweep import VALUE_NAME, ValueFilesSweep
 try:
     import fcntl
 
-    from ..filesystem.dirs import DIR_FLAGS, READ_FLAGS, flush_filesystem, open_dir, write_all
-    from ..filesystem.spool import new_temp, remove_temp
+    from ..localfiles.descriptors import (
+        DIR_FLAGS,
+        READ_FLAGS,
+        flush_filesystem,
+        open_dir,
+        write_all,
+    )
+    from ..localfiles.tempfiles import new_temp, remove_temp
 except ImportError:  # pragma: no cover - no flock (Windows): every value stays in the database
     SUPPORTED = False
 else:
