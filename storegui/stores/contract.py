@@ -39,7 +39,7 @@ from .metadata import (
 )
 from .sqlite.schema import refuse_in_use
 from .transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable, copy_stream
-from .value import Entry, Value
+from .value import Entry, Value, unpack_value
 
 _MISSING = object()
 
@@ -473,7 +473,7 @@ class Store:
         """
         key = self._check_key(key)
         self._check_writable(key)
-        data, metadata, total = _unpack_value(value, key)
+        data, metadata, total = unpack_value(value, key)
         text = encode_metadata(metadata, key)
         check_readable(data, key)
         try:
@@ -655,16 +655,6 @@ class Store:
             self.set_data(key, io.BytesIO(data))
         else:
             self.set(key, Value.from_bytes(bytes(data), dict(metadata)))
-
-
-def _unpack_value(value: Any, key: str) -> tuple[Any, Any, int | None]:
-    if isinstance(value, Value):
-        return value.data, value.metadata, value.size
-    if isinstance(value, tuple) and len(value) == 2:
-        return value[0], value[1], None
-    raise InvalidDataError(
-        f"a value must be a Value or a (stream, metadata) pair, not {type(value).__name__}", key
-    )
 
 
 __all__ = ["Store", "Transaction", "StoreError"]

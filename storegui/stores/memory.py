@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
-from .contract import Store, _unpack_value
+from .contract import Store
 from .errors import StoreKeyError
 from .keys import split_child
 from .metadata import decode_metadata, encode_metadata, matches
 from .transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
-from .value import Entry, Value
+from .value import Entry, Value, unpack_value
 
 _MISSING = object()
 
@@ -122,7 +122,7 @@ class MemoryStore(Store):
         try:
             for key, value in zip(keys, values, strict=True):
                 key = self._check_key(key)
-                data, metadata, _ = _unpack_value(value, key)
+                data, metadata, _ = unpack_value(value, key)
                 text = encode_metadata(metadata, key)
                 check_readable(data, key)
                 items.append((key, _read_all(data, buffer_size, key), text))

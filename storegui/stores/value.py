@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, BinaryIO
 
+from .errors import InvalidDataError
 from .metadata import decode_metadata, encode_metadata
 
 
@@ -197,3 +199,54 @@ class Value:
 
     def __repr__(self) -> str:
         return f"<Value size={self.size} metadata={self._metadata_text[:60]}>"
+
+
+def unpack_value(value: Any, key: str) -> tuple[Any, Any, int | None]:
+    """The data stream, metadata and size (None if unknown) of a value given to a write.
+
+    A write (``set``, ``multiset``) takes a :class:`Value` or a ``(readable
+    binary stream, metadata)`` pair; the metadata is not checked here.
+
+    Raises
+    ------
+    InvalidDataError
+        If ``value`` is neither (the message names ``key``).
+    """
+    if isinstance(value, Value):
+        return value.data, value.metadata, value.size
+    if isinstance(value, tuple) and len(value) == 2:
+        return value[0], value[1], None
+    raise InvalidDataError(
+        f"a value must be a Value or a (stream, metadata) pair, not {type(value).__name__}", key
+    )
+
+
+_TUPLE = frozenset({tuple})
+_TWO = frozenset({2})
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+
+
+def unpack_values(keys: list[str], values: list[Any]
+                  ) -> tuple[list[Any], list[Any], list[int | None] | None]:
+    """:func:`unpack_value` of each of ``values``: streams, metadata and sizes.
+
+    The sizes are None (not a list) when every value is a pair: a multiset of
+    many small values then unpacks without a Python step per value.
+
+    Raises
+    ------
+    InvalidDataError
+        For the first value that is neither a Value nor a (stream, metadata) pair.
+    """
+    if _TUPLE.issuperset(map(type, values)) and _TWO.issuperset(map(len, values)):
+        return list(map(_FIRST, values)), list(map(_SECOND, values)), None
+    datas: list[Any] = []
+    metadatas: list[Any] = []
+    totals: list[int | None] = []
+    for key, value in zip(keys, values, strict=True):
+        data, metadata, total = unpack_value(value, key)
+        datas.append(data)
+        metadatas.append(metadata)
+        totals.append(total)
+    return datas, metadatas, totals

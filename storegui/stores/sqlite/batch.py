@@ -1,9 +1,9 @@
 """Fast multi-key writes of SqliteStore: one SQL transaction, no Python step per field.
 
-:class:`SqliteBatchWrites` is mixed into :class:`~storegui.stores.sqlite.store.SqliteStore`
-and relies on its ``_db`` (:class:`~.connections.SqliteConnections`),
-``_read_data`` and ``_store``. Every key and value is checked before anything
-is written; set / update events are emitted after the commit, as for ``set``.
+:class:`~storegui.stores.sqlite.store.SqliteStore`'s ``multiset`` uses these
+helpers. Every key and value is checked before anything is written (values
+unpacked by :func:`~storegui.stores.value.unpack_values`, as every store's
+writes do); set / update events are emitted after the commit, as for ``set``.
 
 The bulk case, a ``multiset`` of many new keys with small values in memory
 and flat metadata, runs without a Python step per key: keys are checked,
@@ -20,10 +20,9 @@ import io
 import sqlite3
 from collections.abc import Iterator, Sequence
 from itertools import chain, islice
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
-from ..contract import _unpack_value
 from ..keys import MAX_KEY_LENGTH
 from .index import BatchIndex
 
@@ -40,12 +39,8 @@ _INDEX_INSERT = "INSERT INTO meta_index (name, value, key_id) VALUES "
 _INDEX_ROW = "(?1, ?, ?)"
 
 _STR = frozenset({str})
-_TUPLE = frozenset({tuple})
-_TWO = frozenset({2})
 _BYTES_IO = frozenset({io.BytesIO})
 _CLOSED = attrgetter("closed")
-_FIRST = itemgetter(0)
-_SECOND = itemgetter(1)
 
 
 
@@ -79,7 +74,12 @@ def insert_new_keys(conn: sqlite3.Connection, keys: list[str], sizes: list[int],
     return True
 
 
-def _pick(positions: Sequence[int], keys: list[str], sizes: list[int], heads: list[bytes],
+def in_memory(datas: list[Any]) -> bool:
+    """Whether every one of ``datas`` is an open ``io.BytesIO`` (the bulk path's streams)."""
+    return _BYTES_IO.issuperset(map(type, datas)) and not any(map(_CLOSED, datas))
+
+
+def pick_rows(positions: Sequence[int], keys: list[str], sizes: list[int], heads: list[bytes],
           batch: BatchIndex) -> tuple[list[str], list[int], list[bytes], BatchIndex]:
     """The keys, sizes, inline values and batch index of the keys at ``positions``."""
     if len(positions) == len(keys):
@@ -101,7 +101,7 @@ def _insert(conn: sqlite3.Connection, insert: str, row: str, per_statement: int,
         conn.execute(insert + ",".join([row] * rest), [first_parameter, *parameters])
 
 
-def _plain_keys(keys: list[Any]) -> bool:
+def plain_keys(keys: list[Any]) -> bool:
     """Whether every one of ``keys`` is a valid key (False: check them one by one)."""
     if not keys:
         return True
@@ -119,26 +119,3 @@ def _plain_keys(keys: list[Any]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _unpack_values(keys: list[str], values: list[Any]
-                   ) -> tuple[list[Any], list[Any], list[int | None] | None]:
-    """Streams, metadata and sizes (if known) of ``values``.
-
-    Raises
-    ------
-    InvalidDataError
-        For the first value that is neither a Value nor a (stream, metadata) pair.
-    """
-    if _TUPLE.issuperset(map(type, values)) and _TWO.issuperset(map(len, values)):
-        return list(map(_FIRST, values)), list(map(_SECOND, values)), None
-    datas: list[Any] = []
-    metadatas: list[Any] = []
-    totals: list[int | None] = []
-    for key, value in zip(keys, values, strict=True):
-        data, metadata, total = _unpack_value(value, key)
-        datas.append(data)
-        metadatas.append(metadata)
-        totals.append(total)
-    return datas, metadatas, totals
-

@@ -44,9 +44,9 @@ from ..errors import StoreError, StoreKeyError
 from ..keys import check_key, check_prefix
 from ..metadata import copy_metadata, decode_metadata, merge_metadata
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
-from ..value import Entry, Value
+from ..value import Entry, Value, unpack_values
 from . import schema
-from .batch import _BYTES_IO, _CLOSED, _pick, _plain_keys, _unpack_values, insert_new_keys
+from .batch import in_memory, insert_new_keys, pick_rows, plain_keys
 from .blobs import (
     CHUNK_SIZE,
     INLINE_MAX,
@@ -591,7 +591,7 @@ class SqliteStore(Store):
         keys = list(keys)
         if len(keys) != len(items):
             raise ValueError(f"{len(keys)} keys but {len(items)} values")
-        if type(self)._check_key is not Store._check_key or not _plain_keys(keys):
+        if type(self)._check_key is not Store._check_key or not plain_keys(keys):
             keys = [self._check_key(key) for key in keys]
         self._check_writable()
         return keys
@@ -610,13 +610,13 @@ class SqliteStore(Store):
         values = list(values)
         keys = self._checked_keys(keys, values)
         try:
-            datas, metadatas, totals = _unpack_values(keys, values)
+            datas, metadatas, totals = unpack_values(keys, values)
             batch = encode_batch(metadatas, keys)
-            in_memory = _BYTES_IO.issuperset(map(type, datas)) and not any(map(_CLOSED, datas))
-            if not in_memory:
+            bulk = in_memory(datas)
+            if not bulk:
                 for key, data in zip(keys, datas, strict=True):
                     check_readable(data, key)
-            if (in_memory and not self.event_dispatcher.has_listeners()
+            if (bulk and not self.event_dispatcher.has_listeners()
                     and len(set(keys)) == len(keys)):
                 self._write_new_in_bulk(keys, datas, batch, buffer_size)
             else:
@@ -677,12 +677,12 @@ class SqliteStore(Store):
             small = [p for p in small if p not in large]
         rest: list[int] = sorted(large)
         now = time.time()
-        if small and not insert_new_keys(conn, *_pick(small, keys, sizes, heads, batch), now):
+        if small and not insert_new_keys(conn, *pick_rows(small, keys, sizes, heads, batch), now):
             old = {key for key, _ in lookup(conn, [keys[p] for p in small], "id")}
             fresh = [p for p in small if keys[p] not in old]
             rest += [p for p in small if keys[p] in old]
             if fresh:
-                insert_new_keys(conn, *_pick(fresh, keys, sizes, heads, batch), now)
+                insert_new_keys(conn, *pick_rows(fresh, keys, sizes, heads, batch), now)
         if rest:
             pairs = batch.pairs(rest)
             rows = []
