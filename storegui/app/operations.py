@@ -21,28 +21,19 @@ Progress = Callable[[int, "int | None"], None]
 
 def push_targets(store: Any, targets: Sequence[str], progress: Progress,
                  cancel: CancelToken) -> list[str]:
-    """Push each key or folder; returns every key pushed. Stops at the first failure."""
-    pushed: list[str] = []
-    for target in targets:
-        pushed += store.push(target, progress=progress, cancel=cancel)
-    return pushed
+    """Push each key or folder; every key pushed. A failure stops none (``push_many``)."""
+    return store.push_many(targets, progress=progress, cancel=cancel)
 
 
 def pull_targets(store: Any, targets: Sequence[str], progress: Progress,
                  cancel: CancelToken) -> list[str]:
-    """Pull each key or folder into the mount store; returns every key pulled."""
-    pulled: list[str] = []
-    for target in targets:
-        pulled += store.pull(target, progress=progress, cancel=cancel)
-    return pulled
+    """Pull each key or folder into the mount store (``pull_many``); every key pulled."""
+    return store.pull_many(targets, progress=progress, cancel=cancel)
 
 
 def revert_targets(store: Any, targets: Sequence[str]) -> list[str]:
-    """Drop the local copies of shadowing keys (under folders too); returns the keys reverted."""
-    reverted: list[str] = []
-    for target in targets:
-        reverted += store.revert(target)
-    return reverted
+    """Drop the local copies of shadowing keys, under folders too (``revert_many``)."""
+    return store.revert_many(targets)
 
 
 def delete_local_copies(store: Any, targets: Sequence[str]) -> list[str]:

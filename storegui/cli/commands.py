@@ -320,24 +320,28 @@ def cmd_transfer(store: Any, args: argparse.Namespace, parser: argparse.Argument
     json_out = getattr(args, "json", False)
     done: list[str] = []
     errors: list[dict] = []
-    for target in args.targets:
-        try:
-            if action == "revert":
-                keys = store.revert(target)
-            else:
-                options = {"overwrite": True} if getattr(args, "overwrite", False) else {}
-                with TransferBars(store):
-                    keys = getattr(store, action)(target, **options)
-        except (StoreError, KeyError, OSError) as exc:
+
+    def report(target: str, keys: list[str], exc: BaseException | None) -> None:
+        done.extend(keys)
+        if exc is not None:
             message = describe_error(exc)
             sys.stderr.write(f"storegui: error: {message}\n")
             errors.append({"target": target, "error": message})
-            continue
-        done.extend(keys)
-        if not json_out:
+        elif not json_out:
             _lines([f"{_PAST[action]} {k}" for k in keys])
             if not keys:
                 sys.stderr.write(f"storegui: nothing to {action} for {target!r}\n")
+
+    try:
+        if action == "revert":
+            store.revert_many(args.targets, report=report)
+        else:
+            options = {"overwrite": True} if getattr(args, "overwrite", False) else {}
+            with TransferBars(store):
+                getattr(store, f"{action}_many")(args.targets, report=report, **options)
+    except (StoreError, KeyError, OSError):
+        if not errors:  # not a target's failure (each was reported as it came)
+            raise
     if json_out:
         write_json({"action": action, "keys": done, "errors": errors})
     return 1 if errors else 0

@@ -503,6 +503,37 @@ def test_push_to_a_read_only_backing_store_fails_before_any_io():
     assert "read-only" in store.push_denied_reason("a/b/k")
 
 
+def test_push_many_tries_every_target_and_lists_the_failures(store, mount, backing):
+    from storegui.stores.mounted.store import TargetsFailed
+
+    put(mount, "k1", b"1")
+    put(mount, "d/k2", b"2")
+    seen = []
+    pushed = store.push_many(["a/b/k1"], report=lambda t, keys, exc: seen.append((t, keys, exc)))
+    assert pushed == ["a/b/k1"] and seen == [("a/b/k1", ["a/b/k1"], None)]
+    put(mount, "k1", b"1")
+    with pytest.raises(KeyError, match="no local copy") as info:  # one failure: its own error
+        store.push_many(["a/b/missing", "a/b/k1"])
+    assert "k1" not in list(mount.keys())
+    put(mount, "k1", b"1")
+    with pytest.raises(TargetsFailed) as info:
+        store.push_many(["a/b/missing", "a/b/d/", "elsewhere", "a/b/k1"])
+    assert [t for t, _ in info.value.failures] == ["a/b/missing", "elsewhere"]
+    assert info.value.done == ["a/b/d/k2", "a/b/k1"]
+    assert "'a/b/missing'" in str(info.value) and "'elsewhere'" in str(info.value)
+    assert list(mount.keys()) == []
+
+
+def test_push_many_stops_at_a_cancel(store, mount, backing):
+    put(mount, "k1", b"1")
+    put(mount, "k2", b"2")
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(TransferCancelled):
+        store.push_many(["a/b/k1", "a/b/k2"], cancel=cancel)
+    assert sorted(mount.keys()) == ["k1", "k2"]
+
+
 def test_push_mid_stream_cancel_keeps_both_sides(store, mount, backing):
     put(backing, "a/b/k", b"old remote", {"v": "old"})
     put(mount, "k", b"z" * 100_000, {"v": "new"})

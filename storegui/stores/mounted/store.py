@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from .. import events as ev
 from ..contract import Store, Transaction
-from ..errors import ReadOnlyError, StoreError, StoreKeyError, VerificationError
+from ..errors import (
+    ReadOnlyError,
+    StoreError,
+    StoreKeyError,
+    TransferCancelled,
+    VerificationError,
+)
 from ..keylocks import KeyLocks
 from ..keys import check_key, check_prefix
 from ..metadata import decode_metadata, encode_metadata
@@ -875,6 +881,88 @@ class MountedStore(Store):
             except KeyError:
                 self._emit(ev.StoreDeleteEvent(self, key))
         return True
+
+    # ------------------------------------------------------------------ several targets
+
+    def push_many(self, targets: Iterable[str], *, progress: Progress | None = None,
+                  cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
+                  report: Report | None = None) -> list[str]:
+        """:meth:`push` each key or prefix of ``targets`` in turn; a failure stops none.
+
+        ``progress`` and ``cancel`` are passed to each push; a cancel stops
+        them all (TransferCancelled is raised at once). ``report(target,
+        keys, error)`` is called after each target (``error`` None if it
+        succeeded), for callers that show the outcome as it comes.
+
+        Returns
+        -------
+        list of str
+            Every key pushed.
+
+        Raises
+        ------
+        StoreError, KeyError, OSError
+            The error of the only target that failed, after every target was tried.
+        TargetsFailed
+            Several targets failed (after every target was tried); it lists them.
+        TransferCancelled
+            ``cancel`` was set.
+        """
+        return self._each(self.push, targets, report, progress=progress, cancel=cancel,
+                          buffer_size=buffer_size)
+
+    def pull_many(self, targets: Iterable[str], *, progress: Progress | None = None,
+                  cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
+                  overwrite: bool = False, report: Report | None = None) -> list[str]:
+        """:meth:`pull` each target in turn, as :meth:`push_many` pushes them."""
+        return self._each(self.pull, targets, report, progress=progress, cancel=cancel,
+                          buffer_size=buffer_size, overwrite=overwrite)
+
+    def revert_many(self, targets: Iterable[str], *, report: Report | None = None) -> list[str]:
+        """:meth:`revert` each target in turn, as :meth:`push_many` pushes them."""
+        return self._each(self.revert, targets, report)
+
+    def _each(self, action: Callable[..., list[str]], targets: Iterable[str],
+              report: Report | None, **options: Any) -> list[str]:
+        done: list[str] = []
+        failures: list[tuple[str, BaseException]] = []
+        for target in targets:
+            try:
+                keys = action(target, **options)
+            except TransferCancelled:
+                raise
+            except (StoreError, KeyError, OSError) as exc:
+                failures.append((target, exc))
+                if report is not None:
+                    report(target, [], exc)
+                continue
+            done += keys
+            if report is not None:
+                report(target, keys, None)
+        if len(failures) == 1:
+            raise failures[0][1]
+        if failures:
+            raise TargetsFailed(action.__name__, failures, done, self)
+        return done
+
+
+Report = Callable[[str, "list[str]", "BaseException | None"], None]
+"""``report(target, keys, error)``: one target of a ``*_many`` call is done."""
+
+
+class TargetsFailed(StoreError):
+    """Several targets of a ``push_many`` / ``pull_many`` / ``revert_many`` failed.
+
+    ``failures`` holds ``(target, error)`` for each; ``done`` the keys the
+    other targets moved.
+    """
+
+    def __init__(self, verb: str, failures: list[tuple[str, BaseException]], done: list[str],
+                 store: Any = None) -> None:
+        listed = "; ".join(f"{target!r}: {exc}" for target, exc in failures)
+        super().__init__(f"{verb} failed for {len(failures)} targets: {listed}", None, store)
+        self.failures = failures
+        self.done = done
 
 
 def _any(keys: Iterable[str]) -> bool:
