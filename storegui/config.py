@@ -323,6 +323,52 @@ def workspace_from_urls(backing: str, mount: str, mount_point: str = "",
     return Workspace(name, backing, mount, mount_point)
 
 
+class WorkspaceOptionsError(ValueError):
+    """The workspace options of a command line do not go together (a usage mistake)."""
+
+
+def add_workspace_options(group: Any) -> None:
+    """Add ``--workspace``, ``--backing``, ``--mount`` and ``--mount-point`` to ``group``.
+
+    ``group`` is an argparse parser or argument group; the options get its
+    default (None unless it sets ``argument_default``). :func:`resolve_workspace`
+    reads them, for the ``storegui`` verbs and the desktop app alike.
+    """
+    group.add_argument("--workspace", metavar="NAME", help="a saved workspace (see `workspaces`)")
+    group.add_argument("--backing", metavar="URL", help="backing store URL or path")
+    group.add_argument("--mount", metavar="URL", help="mount store URL or path")
+    group.add_argument("--mount-point", metavar="PREFIX",
+                       help="key prefix where the mount store is mounted (default '')")
+
+
+def resolve_workspace(workspace: str | None = None, backing: str | None = None,
+                      mount: str | None = None, mount_point: str | None = None) -> Workspace:
+    """The workspace the command-line options name (None: not given).
+
+    ``--workspace NAME`` a saved one; ``--backing URL --mount URL
+    [--mount-point PREFIX]`` one made from the URLs; nothing the default one.
+
+    Raises
+    ------
+    WorkspaceOptionsError
+        The options do not go together (the message says how to fix them).
+    StoreError
+        ``workspace`` names no saved workspace.
+    """
+    if workspace is not None and (backing is not None or mount is not None
+                                  or mount_point is not None):
+        raise WorkspaceOptionsError("give either --workspace or --backing/--mount, not both")
+    if (backing is None) != (mount is None):
+        raise WorkspaceOptionsError("--backing and --mount go together")
+    if backing is not None:
+        return workspace_from_urls(backing, mount or "", mount_point or "")
+    if mount_point is not None:
+        raise WorkspaceOptionsError("--mount-point needs --backing and --mount")
+    if workspace is not None:
+        return find_workspace(workspace)
+    return default_workspace()
+
+
 def absolute_url(url: str) -> str:
     """``url`` with a relative local path made absolute (other URLs unchanged).
 

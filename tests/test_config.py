@@ -133,3 +133,41 @@ def test_default_is_reserved_for_the_built_in_workspace():
     assert config.workspace_problem(default) is None
     config.remember_recent(default)
     assert config.recent_workspaces() == [default]
+
+
+WORKSPACE_MISTAKES = [
+    (["--workspace", "w", "--backing", "/b", "--mount", "memory://"],
+     "give either --workspace or --backing/--mount, not both"),
+    (["--workspace", "w", "--mount-point", "p/"],
+     "give either --workspace or --backing/--mount, not both"),
+    (["--backing", "/b"], "--backing and --mount go together"),
+    (["--mount", "memory://"], "--backing and --mount go together"),
+    (["--mount-point", "p/"], "--mount-point needs --backing and --mount"),
+]
+
+
+@pytest.mark.parametrize(("argv", "problem"), WORKSPACE_MISTAKES)
+def test_workspace_options_that_do_not_go_together_are_the_same_error_everywhere(
+        argv, problem, capsys):
+    from storegui.app import workspace_from_args
+    from storegui.cli.main import EXIT_USAGE, main
+
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    with pytest.raises(config.WorkspaceOptionsError, match=re.escape(problem)):
+        config.resolve_workspace(options.get("--workspace"), options.get("--backing"),
+                                 options.get("--mount"), options.get("--mount-point"))
+    assert main([*argv, "ls"]) == EXIT_USAGE  # the command line
+    assert problem in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the desktop app's options
+        workspace_from_args(argv)
+    assert problem in capsys.readouterr().err
+
+
+def test_workspace_options_name_a_workspace():
+    assert config.resolve_workspace() == config.default_workspace()
+    made = config.resolve_workspace(backing="/b", mount="memory://", mount_point="p/")
+    assert (made.backing_url, made.mount_url, made.mount_point) == ("/b", "memory://", "p/")
+    config.save_workspace(Workspace("proj", "/b", "memory://"))
+    assert config.resolve_workspace("proj") == config.find_workspace("proj")
+    with pytest.raises(config.StoreError, match="no workspace called 'nope'"):
+        config.resolve_workspace("nope")

@@ -12,7 +12,7 @@ import os
 import sys
 
 from .. import APP_AUTHOR, APP_NAME, ORG_DOMAIN, __version__, resources_path
-from ..config import Workspace, default_workspace, find_workspace, workspace_from_urls
+from ..config import Workspace, WorkspaceOptionsError, add_workspace_options, resolve_workspace
 from ..stores.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of the desktop app."""
     parser = argparse.ArgumentParser(
         prog=APP_NAME, description="Browse a mount store over a backing store.")
-    parser.add_argument("--backing", metavar="URL", help="backing store URL or folder")
-    parser.add_argument("--mount", metavar="URL", help="mount store URL or folder")
-    parser.add_argument("--mount-point", metavar="PREFIX", default="",
-                        help="key prefix where the mount store is mounted (default: all keys)")
-    parser.add_argument("--workspace", metavar="NAME", help="open a saved workspace by name")
+    add_workspace_options(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -55,17 +51,11 @@ def workspace_from_args(argv: list[str] | None = None) -> Workspace:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.workspace:
-        if args.backing or args.mount:
-            parser.error("--workspace cannot be combined with --backing/--mount")
-        return find_workspace(args.workspace)
-    if args.backing or args.mount:
-        if not (args.backing and args.mount):
-            parser.error("--backing and --mount go together")
-        return workspace_from_urls(args.backing, args.mount, args.mount_point)
-    if args.mount_point:
-        parser.error("--mount-point needs --backing and --mount")
-    return default_workspace()
+    try:
+        return resolve_workspace(args.workspace, args.backing, args.mount, args.mount_point)
+    except WorkspaceOptionsError as exc:
+        parser.error(str(exc))
+        raise  # parser.error exits
 
 
 def apply_app_style(app) -> None:

@@ -19,7 +19,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import APP_NAME, __version__
-from ..config import Workspace, default_workspace, find_workspace, workspace_from_urls
+from ..config import (
+    Workspace,
+    WorkspaceOptionsError,
+    add_workspace_options,
+    resolve_workspace,
+)
 from ..stores.errors import StoreError
 from .commands import COMMANDS
 from .output import CommandError, describe_error
@@ -57,12 +62,7 @@ def _common_options() -> argparse.ArgumentParser:
     # SUPPRESS keeps a subparser from overwriting what the main parser read
     # (`storegui --workspace w ls` and `storegui ls --workspace w` both work).
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    where = common.add_argument_group("workspace (default: the default workspace)")
-    where.add_argument("--workspace", metavar="NAME", help="a saved workspace (see `workspaces`)")
-    where.add_argument("--backing", metavar="URL", help="backing store URL or path")
-    where.add_argument("--mount", metavar="URL", help="mount store URL or path")
-    where.add_argument("--mount-point", metavar="PREFIX",
-                       help="key prefix where the mount store is mounted (default '')")
+    add_workspace_options(common.add_argument_group("workspace (default: the default workspace)"))
     common.add_argument("--json", action="store_true", help="output JSON for scripts")
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return common
@@ -145,23 +145,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, verbs
 
 
-def resolve_workspace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Workspace:
-    """The workspace the options name; usage mistakes exit through ``parser.error``."""
-    name = getattr(args, "workspace", None)
-    backing = getattr(args, "backing", None)
-    mount = getattr(args, "mount", None)
-    mount_point = getattr(args, "mount_point", None)
-    if name is not None and (backing is not None or mount is not None or mount_point is not None):
-        parser.error("give either --workspace or --backing/--mount, not both")
-    if (backing is None) != (mount is None):
-        parser.error("--backing and --mount go together")
-    if backing is not None:
-        return workspace_from_urls(backing, mount, mount_point or "")
-    if mount_point is not None:
-        parser.error("--mount-point needs --backing and --mount")
-    if name is not None:
-        return find_workspace(name)
-    return default_workspace()
+def workspace_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Workspace:
+    """The workspace the options name (:func:`~storegui.config.resolve_workspace`).
+
+    Usage mistakes exit through ``parser.error``.
+    """
+    try:
+        return resolve_workspace(*(getattr(args, name, None)
+                                   for name in ("workspace", "backing", "mount", "mount_point")))
+    except WorkspaceOptionsError as exc:
+        parser.error(str(exc))
+        raise  # parser.error exits; this keeps type checkers sure nothing is returned
 
 
 def _error(message: str) -> None:
@@ -259,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "workspaces":
             return command(None, args, verb_parser)
-        ws = resolve_workspace(args, verb_parser)
+        ws = workspace_of(args, verb_parser)
         with _connected(ws) as store:
             return command(store, args, verb_parser)
 
