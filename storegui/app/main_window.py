@@ -36,7 +36,7 @@ from .panels.preview import PreviewPanel
 from .panels.search import SearchPanel
 from .transfers.bar import TransferStatusBar
 from .transfers.panel import TransferPanel
-from .transfers.queue import TransferQueue
+from .transfers.queue import TransferJob, TransferQueue
 from .tree.model import KeyTreeModel
 from .tree.nodes import KeyNode
 from .tree.view import KeyTreeView
@@ -278,17 +278,27 @@ class MainWindow(QMainWindow):
         self._on_selection_changed()
         return True
 
-    def _release_store(self) -> None:
-        """Stop work on the current store and disconnect it on a worker."""
+    def _release_store(self, *, closing: bool = False) -> None:
+        """Stop work on the current store and disconnect it on a worker, never blocking.
+
+        Its running transfers are cancelled: they stop at their next chunk and
+        roll back, in the background; the store is disconnected once they all
+        ended (their results are dropped: they belong to a store no longer
+        shown). Only when the window closes (``closing``) does this wait for
+        them, a little, as the event loop may not run again.
+        """
+        running = self.transfers.running_jobs()
         self.transfers.cancel_all()
-        # Cancelled jobs stop at their next chunk and roll back: let them, before disconnecting.
-        self.transfers.wait_for_running(CLOSE_WAIT_MS / 1000)
         self.search_panel.stop()
         self.model.shutdown()
         store, self.store = self.store, None
-        if store is not None:
-            run_in_thread(store.disconnect, on_error=lambda exc: log.warning(
-                "disconnecting %r failed: %s", store, exc))
+        if store is None:
+            return
+        if closing:
+            self.transfers.wait_for_running(CLOSE_WAIT_MS / 1000)
+            disconnect_in_background(store)
+        else:
+            disconnect_when_ended(self.transfers, running, store)
 
     def _known_facts(self) -> MountFacts | None:
         """The facts about the store shown, if known (None while there is no store)."""
@@ -504,7 +514,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.drop_importer.shutdown()
         self.save_settings()
-        self._release_store()
+        self._release_store(closing=True)
         self.drag_out.shutdown()
         for worker in active_workers():
             worker.quit()
@@ -512,6 +522,31 @@ class MainWindow(QMainWindow):
         # little for the rest, never forever.
         QThreadPool.globalInstance().waitForDone(CLOSE_WAIT_MS)
         super().closeEvent(event)
+
+
+def disconnect_in_background(store: Any) -> None:
+    """Disconnect ``store`` on a worker (a dead backing store may take long to answer)."""
+    run_in_thread(store.disconnect, on_error=lambda exc: log.warning(
+        "disconnecting %r failed: %s", store, exc))
+
+
+def disconnect_when_ended(queue: TransferQueue, jobs: list[TransferJob], store: Any) -> None:
+    """Disconnect ``store`` once each of ``jobs`` (cancelled, still running) has ended.
+
+    The GUI thread does not wait: the queue's ``jobChanged`` tells when the
+    last of them ended, and only then is the store disconnected, on a worker.
+    """
+    pending = [job for job in jobs if not job.state.finished]
+    if not pending:
+        disconnect_in_background(store)
+        return
+
+    def changed(_job: TransferJob) -> None:
+        if all(job.state.finished for job in pending):
+            queue.jobChanged.disconnect(changed)
+            disconnect_in_background(store)
+
+    queue.jobChanged.connect(changed)
 
 
 def describe_busy(queue: TransferQueue) -> str:

@@ -259,26 +259,34 @@ def test_errors_from_workers_reach_the_user(qtbot, make_window, workspace, dialo
     assert origin(window, "work/local.txt") == "local"
 
 
-def test_a_transfer_shows_progress_and_can_be_cancelled(qtbot, make_window, workspace, dialogs):
-    started, proceed = threading.Event(), threading.Event()
+class SlowBacking(MemoryStore):
+    """A backing store whose first write, once ``armed``, holds after its first chunk.
 
-    class SlowBacking(MemoryStore):
-        armed = False
+    ``started`` is set when it holds; it goes on when ``proceed`` is set (or after 10 s).
+    """
 
-        def _put(self, key, data, metadata_text, buffer_size):
-            if data is not None and self.armed:
-                source = data
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.started, self.proceed = threading.Event(), threading.Event()
 
-                class Gate:
-                    def read(self, n=-1):
-                        chunk = source.read(n)
-                        if not started.is_set():
-                            started.set()
-                            proceed.wait(10)
-                        return chunk
-                data = Gate()
-            return super()._put(key, data, metadata_text, buffer_size)
+    def _put(self, key, data, metadata_text, buffer_size):
+        if data is not None and self.armed:
+            source, started, proceed = data, self.started, self.proceed
 
+            class Gate:
+                def read(self, n=-1):
+                    chunk = source.read(n)
+                    if not started.is_set():
+                        started.set()
+                        proceed.wait(10)
+                    return chunk
+            data = Gate()
+        return super()._put(key, data, metadata_text, buffer_size)
+
+
+def pushing_big_key(qtbot, make_window, workspace) -> tuple[MainWindow, MountedStore]:
+    """A window whose push of work/big.bin (3 MB) holds in the slow backing store."""
     store = sample_workspace_store(SlowBacking())
     store.mount_store.from_bytes("big.bin", os.urandom(3 << 20))
     store.backing_store.armed = True
@@ -286,13 +294,18 @@ def test_a_transfer_shows_progress_and_can_be_cancelled(qtbot, make_window, work
     open_folder(qtbot, window, "work/")
     select(qtbot, window, "work/big.bin")
     action(window, "push").trigger()
+    qtbot.waitUntil(store.backing_store.started.is_set)
+    return window, store
+
+
+def test_a_transfer_shows_progress_and_can_be_cancelled(qtbot, make_window, workspace, dialogs):
+    window, store = pushing_big_key(qtbot, make_window, workspace)
     status = window.findChild(QWidget, "transferStatus")  # the overall bar in the status bar
-    qtbot.waitUntil(started.is_set)
     qtbot.waitUntil(lambda: status.isVisible() and status.bar.value() > 0)
     assert "Push 'work/big.bin'" in window.transfers.current_title
     assert "MB of 3.1 MB" in status.bar.format()
     qtbot.mouseClick(status.cancel_button, Qt.MouseButton.LeftButton)
-    proceed.set()
+    store.backing_store.proceed.set()
     qtbot.waitUntil(lambda: not status.isVisible())
     assert "cancelled" in window.statusBar().currentMessage().lower()
     assert window.transfers.jobs[-1].state.value == "cancelled"
@@ -388,6 +401,42 @@ def test_a_hung_backing_store_does_not_freeze_the_window(qtbot, make_window, wor
     backing.release()
     qtbot.waitUntil(lambda: shown(window) == TOP)
     timer.stop()
+
+
+def test_switching_workspace_during_a_transfer_never_blocks_the_window(
+        qtbot, make_window, workspace, tmp_path, dialogs):
+    window, store = pushing_big_key(qtbot, make_window, workspace)
+    [job] = window.transfers.running_jobs()
+    disconnects = []  # whether the push had ended, at each disconnect of the old store
+    real_disconnect = store.disconnect
+
+    def disconnect():
+        disconnects.append(job.worker.is_done())
+        real_disconnect()
+    store.disconnect = disconnect
+
+    ticks = []
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    other = MountedStore("", MemoryStore(), MemoryStore())
+    other.backing_store.from_bytes("elsewhere.txt", b"x")
+    start = time.monotonic()
+    assert window.open_workspace(Workspace("other", str(tmp_path), "memory://", ""), other)
+    assert time.monotonic() - start < 1  # it waited 2 s for the held push before
+    qtbot.waitUntil(lambda: shown(window) == {"elsewhere.txt": "remote"})
+    qtbot.waitUntil(lambda: len(ticks) >= 20)  # the event loop runs while the push holds
+    timer.stop()
+    assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 1
+    assert window.transfers.is_cancelling(job) and disconnects == []
+
+    store.backing_store.proceed.set()
+    qtbot.waitUntil(lambda: job.state.value == "cancelled")
+    qtbot.waitUntil(lambda: disconnects == [True])  # only once the push ended
+    assert not store.backing_store.exists("work/big.bin")  # rolled back
+    assert dialogs.texts("warning") == []
+    assert shown(window) == {"elsewhere.txt": "remote"}  # the old push's end changed nothing
+    assert window.store is other
 
 
 def test_closing_the_window_does_not_wait_forever_for_a_hung_store(qtbot, make_window,
