@@ -16,12 +16,15 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent
-from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton, QWidget
 from test_main_window import index_of_key, open_folder, origin, select, shown
 
 from storegui.app.actions import MountFacts
+from storegui.app.dnd.drag import DragOut
+from storegui.app.dnd.drop import DropImporter
 from storegui.app.dnd.dropped_files import SMALL_FILE
-from storegui.app.transfers.queue import JobState
+from storegui.app.transfers.queue import JobState, TransferQueue
+from storegui.app.tree.model import KeyTreeModel
 from storegui.stores.importing import media_type
 
 COPY_OR_MOVE = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
@@ -471,6 +474,29 @@ def test_dragging_keys_within_the_tree_moves_or_copies_them(qtbot, window):
     assert sorted(store.keys("work/sub/new/")) == ["work/sub/new/fresh.txt",
                                                   "work/sub/new/local.txt"]
     assert store.exists("work/new/fresh.txt")
+
+
+def test_the_importer_and_dragging_need_only_their_collaborators_not_a_window(
+        qtbot, memory_store, tmp_path):
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    model, transfers = KeyTreeModel(parent=parent), TransferQueue(parent)
+    model.set_store(memory_store)
+    facts = MountFacts.probe(memory_store)
+    messages, created = [], []
+    drag_out = DragOut(lambda: memory_store, lambda: facts, transfers, list, parent)
+    importer = DropImporter(lambda: memory_store, lambda: facts, model, transfers, drag_out,
+                            parent)
+    importer.statusMessage.connect(messages.append)
+    importer.keyCreated.connect(created.append)
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"no window\n")
+    importer.import_paths("work/", [str(note)])
+    qtbot.waitUntil(lambda: not importer.sessions and not transfers.is_busy())
+    assert memory_store.to_bytes("work/note.txt") == b"no window\n"
+    assert created == ["work/note.txt"]
+    assert messages[-1].startswith("Imported 1 key(s)")
+    model.shutdown()
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
