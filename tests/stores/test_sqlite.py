@@ -81,19 +81,6 @@ def counts(path: Path) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def db(tmp_path) -> Path:
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
-def store(db):
-    s = SqliteStore(str(db))
-    s.connect()
-    yield s
-    s.disconnect()
-
-
-@pytest.fixture
 def chunked(db):
     """A store that keeps every value inside the database (1 MiB chunk rows)."""
     s = SqliteStore(str(db), external_from=None)

@@ -90,19 +90,6 @@ def streams(values: list[tuple[bytes, dict]]) -> list[tuple[io.BytesIO, dict]]:
     return [(io.BytesIO(data), metadata) for data, metadata in values]
 
 
-@pytest.fixture
-def db(tmp_path) -> Path:
-    return tmp_path / "bulk.db"
-
-
-@pytest.fixture
-def store(db):
-    s = SqliteStore(str(db))
-    s.connect()
-    yield s
-    s.disconnect()
-
-
 def statements(store: SqliteStore) -> list[str]:
     """The SQL statements the store's connection on this thread runs from now on."""
     seen: list[str] = []
