@@ -24,11 +24,12 @@ the file open).
 Writing: the data streams into a temp file in ``tmp/`` (in the kernel when
 the source is a plain file), which is renamed to its final name; then the
 pending blob row naming it is written. When the source is a whole value file
-of a local store on the same filesystem, the final name is a hard link to it
-and no bytes move. With ``sync="full"`` the file and the folder are fsynced
-before the row that names the file commits.
+of a local store on the same filesystem, the temp file is a hard link to it
+and no bytes move (:mod:`..localfiles.spool`, as for FileSystemStore). With
+``sync="full"`` the file and the folder are fsynced before the row that
+names the file commits.
 
-Reading: :mod:`.file_streams` holds the streams over value files.
+Reading: the streams over value files are :mod:`..localfiles.streams`'.
 Clean-up at each writable connect (:meth:`ValueFiles.sweep`) removes what
 dead writers left: see :mod:`.file_sweep`.
 """
@@ -40,28 +41,23 @@ import io
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import StoreError, no_room_reason, write_error
 from ..localfiles.streams import FdHandle
-from ..transfer.kernel_copy import link_shared_file, shared_file_fd
-from ..transfer.streaming import ProgressReader, copy_stream
-from .file_streams import ValueFileStream, file_value, open_value_stream, remaining_size
-from .file_sweep import VALUE_NAME, ValueFilesSweep
+from ..transfer.kernel_copy import is_regular_file, shared_file_fd
+from ..transfer.streaming import ProgressReader
+from .file_sweep import VALUE_NAME, remove_leftovers
 
 try:
     import fcntl
 
-    from ..localfiles.descriptors import (
-        DIR_FLAGS,
-        READ_FLAGS,
-        flush_filesystem,
-        open_dir,
-        write_all,
-    )
+    from ..localfiles.descriptors import DIR_FLAGS, READ_FLAGS, flush_filesystem, open_dir
+    from ..localfiles.spool import Spooled, link_temp
+    from ..localfiles.spool import spool as spool_data
     from ..localfiles.tempfiles import new_temp, remove_temp
 except ImportError:  # pragma: no cover - no flock (Windows): every value stays in the database
     SUPPORTED = False
@@ -77,42 +73,34 @@ DEFAULT_EXTERNAL_FROM = 1 << 20
 #: past that, a flush syncs the whole filesystem instead.
 UNSYNCED_MAX = 4096
 
-# Public names, those of .sqlite_file_streams included: other modules import them from here.
-__all__ = ["DEFAULT_EXTERNAL_FROM", "SUPPORTED", "UNSYNCED_MAX", "Spooled", "ValueFileStream",
-           "ValueFiles", "file_value", "open_value_stream", "remaining_size"]
 
 
-@dataclass
-class Spooled:
-    """A value written into a temp file (open, flock-ed): descriptor, temp name, size."""
+def remaining_size(stream: Any) -> int | None:
+    """How many bytes ``stream`` has left, if cheaply known (a hint, not a promise).
 
-    fd: int
-    name: str
-    size: int
-
-
-class _FdSink:
-    """``copy_stream``'s destination: a file descriptor; write errors become StoreErrors."""
-
-    def __init__(self, fd: int, fail: Callable[[OSError], StoreError]) -> None:
-        self._fd = fd
-        self._fail = fail
-
-    def write(self, data: Any) -> int:
-        try:
-            write_all(self._fd, data)
-        except OSError as exc:
-            raise self._fail(exc) from None
-        return len(data)
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def flush(self) -> None:
-        """Nothing is buffered."""
+    Tells whether a source may be large enough to become a value file. Known
+    from a ProgressReader's ``total``, or for an in-memory stream or a
+    regular file; not asked of other streams (seeking to the end of a
+    compressed stream, for one, reads all of it).
+    """
+    inner = stream
+    for _ in range(8):  # a few wrappers at most
+        if not isinstance(inner, ProgressReader):
+            break
+        if inner.total is not None:
+            return max(0, inner.total - inner.done)
+        inner = inner.raw_stream
+    try:
+        if type(inner) is io.BytesIO:
+            return len(inner.getbuffer()) - inner.tell()
+        if is_regular_file(inner):
+            return max(0, os.fstat(inner.fileno()).st_size - inner.tell())
+    except (OSError, ValueError):
+        pass
+    return None
 
 
-class ValueFiles(ValueFilesSweep):
+class ValueFiles:
     """The value-file folder of one SQLite store file (see the module docstring).
 
     Parameters
@@ -216,6 +204,8 @@ class ValueFiles(ValueFilesSweep):
         Only before anything was read from ``stream``, with no digest to
         compute, for a file of at least ``min_size`` bytes on this
         filesystem; else None (the caller copies). Progress is reported once.
+        The link is made as a temp file, then installed like a written one
+        (:func:`~..localfiles.spool.link_temp`).
 
         Raises
         ------
@@ -232,29 +222,18 @@ class ValueFiles(ValueFilesSweep):
         except OSError:
             return None
         self._prepare_writing()
-        name = self.new_name()
+
+        def fail(exc: OSError) -> StoreError:
+            return self._fail(exc, "link a large value")
+
+        # Its fsync, if any, is install()'s: the source store may not have made it durable.
+        spooled = link_temp(stream, self._tmp, "value", min_size, fail)
+        if spooled is None:
+            return None
         try:
-            if isinstance(stream, ProgressReader):
-                size = stream.link_into(self._dir, name, min_size)
-            else:
-                size = link_shared_file(stream, self._dir, name, min_size)
-                if size is not None:
-                    stream.seek(0, io.SEEK_END)
-            if size is None:
-                return None
-            if self.full_sync:  # the source store may not have made it durable
-                fd = os.open(name, READ_FLAGS, dir_fd=self._dir)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            self._named(name)
-        except BaseException as exc:
-            self.unlink(name)
-            if isinstance(exc, OSError):
-                raise self._fail(exc, "link a large value") from None
-            raise
-        return name, size
+            return self._install(spooled, fail), spooled.size
+        finally:
+            spooled.discard()
 
     def spool(self, stream: BinaryIO, head: bytes, buffer_size: int, key: str) -> Spooled:
         """Write ``head`` and the rest of ``stream`` into a new temp file.
@@ -264,22 +243,9 @@ class ValueFiles(ValueFilesSweep):
         way the temp file is removed first.
         """
         self._prepare_writing()
-
-        def fail(exc: OSError) -> StoreError:
-            return self._fail(exc, f"write {key!r}", key)
-
-        try:
-            fd, name = new_temp(self._tmp, "value")
-        except OSError as exc:
-            raise fail(exc) from None
-        try:
-            _FdSink(fd, fail).write(head)
-            copy_stream(stream, _FdSink(fd, fail), max(1, buffer_size), key=key)
-            return Spooled(fd, name, os.fstat(fd).st_size)
-        except BaseException:
-            os.close(fd)
-            remove_temp(self._tmp, name)
-            raise
+        return spool_data(stream, buffer_size, self._tmp,
+                          lambda exc: self._fail(exc, f"write {key!r}", key), kind="value",
+                          inline_max=None, head=head, key=key)
 
     def install(self, spooled: Spooled, key: str) -> str:
         """Rename a spooled temp file to a new value file name; that name.
@@ -289,18 +255,21 @@ class ValueFiles(ValueFilesSweep):
         StoreError
             The file cannot be written to disk or renamed.
         """
+        return self._install(spooled, lambda exc: self._fail(exc, f"write {key!r}", key))
+
+    def _install(self, spooled: Spooled, fail: Callable[[OSError], StoreError]) -> str:
         name = self.new_name()
         try:
             if self.full_sync:
                 os.fsync(spooled.fd)
-            os.replace(spooled.name, name, src_dir_fd=self._tmp, dst_dir_fd=self._dir)
+            os.replace(spooled.name, name, src_dir_fd=spooled.dir_fd, dst_dir_fd=self._dir)
         except OSError as exc:
-            raise self._fail(exc, f"write {key!r}", key) from None
+            raise fail(exc) from None
         try:
             self._named(name)
         except OSError as exc:
             self.unlink(name)
-            raise self._fail(exc, f"write {key!r}", key) from None
+            raise fail(exc) from None
         return name
 
     def _named(self, name: str) -> None:
@@ -317,15 +286,14 @@ class ValueFiles(ValueFilesSweep):
     def read_back(self, spooled: Spooled) -> BinaryIO:
         """A new stream over a spooled temp file, from its start."""
         try:
-            fd = os.open(spooled.name, READ_FLAGS, dir_fd=self._tmp)
+            fd = os.open(spooled.name, READ_FLAGS, dir_fd=spooled.dir_fd)
         except OSError as exc:
             raise self._fail(exc, "read back a value") from None
         return open(fd, "rb")
 
     def discard(self, spooled: Spooled) -> None:
         """Close a spooled temp file and remove it if it was not installed."""
-        os.close(spooled.fd)
-        remove_temp(self._tmp, spooled.name)
+        spooled.discard()
 
     def unlink(self, name: str) -> None:
         """Remove the value file ``name`` if it is there (errors are logged, not raised)."""
@@ -344,6 +312,29 @@ class ValueFiles(ValueFilesSweep):
         except OSError as exc:  # left for the clean-up at a later connect
             log.warning("could not remove the unused value file %s/%s: %s", self.folder, name,
                         exc.strerror or exc)
+
+    # ------------------------------------------------------------------ clean-up
+
+    def sweep(self, conn: sqlite3.Connection) -> int:
+        """Remove what dead writers left (see :mod:`.file_sweep`); how many files.
+
+        ``conn`` reads which files the ``blobs`` table names. Disk errors are
+        logged: the store works without the clean-up.
+        """
+        try:
+            with self._lock:
+                if not self._open_folder():
+                    return 0
+                dir_fd = self._dir
+            removed = remove_leftovers(dir_fd, conn)
+        except (OSError, sqlite3.OperationalError) as exc:
+            log.warning("%s: leftover files not removed: %s", self.folder,
+                        getattr(exc, "strerror", None) or exc)
+            return 0
+        if removed:
+            log.info("removed %d leftover file(s) of interrupted writes in %s", removed,
+                     self.folder)
+        return removed
 
     # ------------------------------------------------------------------ reading
 

@@ -1,8 +1,8 @@
 """SqliteStore: every key in one SQLite file, large values in files beside it.
 
 Design (the parts live in :mod:`.schema`, :mod:`.connections`,
-:mod:`.blobs`, :mod:`.files` (with :mod:`.file_streams`
-and :mod:`.file_sweep`), :mod:`.index`, :mod:`.rows`,
+:mod:`.blobs`, :mod:`.files` (with :mod:`.file_sweep`
+and :mod:`..localfiles`), :mod:`.index`, :mod:`.rows`,
 and :mod:`.batch`; the write path is in this module):
 
 - *Connections.* One per thread for a file (WAL mode: readers never wait
@@ -42,6 +42,7 @@ from .. import events as ev
 from ..contract import Store, Transaction, check_sync
 from ..errors import StoreError, StoreKeyError
 from ..keys import check_key, check_prefix
+from ..localfiles.streams import file_value
 from ..metadata import copy_metadata, decode_metadata, merge_metadata
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, ProgressReader, check_readable
 from ..value import Entry, Value, unpack_values
@@ -60,8 +61,7 @@ from .blobs import (
     read_head,
 )
 from .connections import SqliteConnections
-from .file_streams import file_value, remaining_size
-from .files import DEFAULT_EXTERNAL_FROM, SUPPORTED, ValueFiles
+from .files import DEFAULT_EXTERNAL_FROM, SUPPORTED, ValueFiles, remaining_size
 from .index import (
     COUNT_SQL,
     SELECTIVITY_PROBE,
