@@ -1,7 +1,7 @@
 """A writer killed mid-import leaves no whole-size temp file past the next connect.
 
 A temp file gets its final ``.held`` name only once its writer holds an
-``flock`` on it (fs_spool.new_temp), so the next connect removes an unlocked
+``flock`` on it (localfiles.tempfiles.new_temp), so the next connect removes an unlocked
 one at any age; before, a file younger than a minute stayed until a later
 connect. A live writer's temp file, in another process, is kept.
 """
