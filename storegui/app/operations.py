@@ -1,7 +1,8 @@
 """What the window's actions do to the store, as plain functions run on workers (no Qt).
 
 Targets are full keys, or folder prefixes ending with "/". Transfers take
-``progress(done, total)`` (bytes) and a CancelToken.
+a :class:`~storegui.stores.transfer.progress.TransferProgress` (or a
+``progress(done, total)`` callable) and a CancelToken.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..stores.importing import import_file
+from ..stores.transfer.progress import TransferProgress, as_progress
 from ..stores.transfer.streaming import CancelToken, copy_stream
 
-Progress = Callable[[int, "int | None"], None]
+Progress = TransferProgress | Callable[[int, "int | None"], None]
 
 
 def push_targets(store: Any, targets: Sequence[str], progress: Progress,
@@ -83,23 +85,24 @@ def export_keys(store: Any, pairs: Sequence[tuple[str, str | os.PathLike]], prog
     that name is kept as it was).
     """
     sizes = [store.stat(key).size for key, _ in pairs]
-    total = None if None in sizes else sum(sizes)
-    base = 0
+    progress = as_progress(progress)
+    progress.set_size(None if None in sizes else sum(sizes))  # type: ignore[arg-type]
     written = []
     for (key, path), size in zip(pairs, sizes, strict=True):
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".storegui-", suffix=".part", dir=folder)
+        child = progress.branch(key, size)
         try:
             with os.fdopen(fd, "wb") as dst, store.get_data(key) as src:
-                done = copy_stream(src, dst, progress=lambda d, _t, b=base: progress(b + d, total),
-                                   cancel=cancel, total=size, key=key)
+                copy_stream(src, dst, progress=child, cancel=cancel, total=size, key=key)
             os.replace(tmp, path)
         except BaseException:
+            child.close(False)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        base += done
+        child.close()
         written.append(path)
     return written
 
@@ -108,12 +111,14 @@ def import_files(store: Any, plan: Sequence[tuple[str, str | os.PathLike]], prog
                  cancel: CancelToken) -> list[str]:
     """Store each file as its key (with file metadata and sha256); returns the keys written."""
     sizes = [os.path.getsize(path) for _, path in plan]
-    total = sum(sizes)
-    base = 0
+    progress = as_progress(progress)
+    progress.set_size(sum(sizes))
     keys = []
     for (key, path), size in zip(plan, sizes, strict=True):
-        import_file(store, key, path, cancel=cancel,
-                    progress=lambda d, _t, b=base: progress(b + d, total))
-        base += size
+        child = progress.branch(key, size)
+        try:
+            import_file(store, key, path, cancel=cancel, progress=child)
+        finally:
+            child.close()
         keys.append(key)
     return keys

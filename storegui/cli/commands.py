@@ -17,14 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import APP_NAME, config
 from ..stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
-from ..stores.events import (
-    StoreProgressEndEvent,
-    StoreProgressStartEvent,
-    StoreProgressStepEvent,
-)
-from ..stores.importing import import_file, import_stream, plan_import
+from ..stores.importing import import_file, import_stream, plan_import, unreadable_reason
 from ..stores.transfer.streaming import copy_stream
 from ..stores.value import Entry
 from .output import (
@@ -36,7 +31,7 @@ from .output import (
     table,
     write_json,
 )
-from .progress import ProgressBar
+from .progress import ProgressBar, TransferBars
 
 Command = Callable[[Any, argparse.Namespace, argparse.ArgumentParser], int]
 
@@ -206,10 +201,16 @@ def _put_one(store: Any, key: str, path: Path, extra: dict, force: bool) -> dict
 
 
 def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``put KEY FILE|- [--meta n=v] [-r]``: import a file, stdin, or (-r) a folder."""
+    """``put KEY FILE|- [--meta n=v] [-r]``: import a file, stdin, or (-r) a folder.
+
+    ``-r`` stores what :func:`~storegui.stores.importing.plan_import` plans
+    (as a drop on the app does); what it skips is listed on stderr and the
+    exit status is then 1.
+    """
     key: str = args.key
     extra = dict(args.meta)
     json_out = getattr(args, "json", False)
+    failed = False  # put -r skipped a file
     if args.file == "-":
         if not key or key.endswith("/"):
             parser.error(f"{key!r} is a folder: give the full key to store stdin as")
@@ -224,12 +225,23 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
         if not path.is_dir():
             raise CommandError(f"{args.file!r} is not a folder (-r imports a folder)")
         prefix = key if not key or key.endswith("/") else key + "/"
-        plan = plan_import(prefix, [path])
-        for k, _ in plan:
-            _check_writable(store, k)
-            if not args.force and store.exists(k):
-                raise CommandError(f"key {k!r} already exists (use --force to replace it)")
-        results = [{"key": k, "metadata": _put_one(store, k, f, extra, True)} for k, f in plan]
+        plan = plan_import(prefix, [path])  # the files, keys and skips of a drop, too
+        for planned in plan.files:
+            _check_writable(store, planned.key)
+            if not args.force and store.exists(planned.key):
+                raise CommandError(f"key {planned.key!r} already exists "
+                                   "(use --force to replace it)")
+        results, skipped = [], list(plan.skipped)
+        for f in plan.files:
+            try:
+                md = _put_one(store, f.key, Path(f.path), extra, True)
+            except OSError as exc:  # unreadable, or gone since planned: skipped, as in a drop
+                skipped.append((f.path, unreadable_reason(f.path, exc)))
+            else:
+                results.append({"key": f.key, "metadata": md})
+        for path_skipped, reason in skipped:
+            sys.stderr.write(f"{APP_NAME}: skipped {path_skipped!r}: {reason}\n")
+        failed = bool(skipped)
     else:
         path = Path(args.file)
         if path.is_dir():
@@ -239,7 +251,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
         results = {"key": key, "metadata": _put_one(store, key, path, extra, args.force)}
     if json_out:
         write_json(results)
-    return 0
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------- meta
@@ -273,44 +285,6 @@ def cmd_meta(store: Any, args: argparse.Namespace, parser: argparse.ArgumentPars
 # ---------------------------------------------------------------------------- push / pull / revert
 
 
-class TransferBars:
-    """One progress bar per key while a push or pull runs (drawn only on a terminal).
-
-    MountedStore reports each key it copies through progress events on its
-    own dispatcher (start, steps, end, with the full key); the ``progress``
-    callback would only give the running total over every key.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.bar: ProgressBar | None = None
-
-    def _on_event(self, event: Any) -> None:
-        if isinstance(event, StoreProgressStartEvent):
-            self._finish()
-            self.bar = ProgressBar(event.key)
-            self.bar.update(0, event.total)
-        elif isinstance(event, StoreProgressStepEvent) and self.bar is not None:
-            self.bar.update(event.done, event.total)
-        elif isinstance(event, StoreProgressEndEvent):
-            self._finish()
-
-    def _finish(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> TransferBars:
-        for kind in _PROGRESS_EVENTS:
-            self.store.event_dispatcher.connect(self._on_event, kind)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.event_dispatcher.disconnect(self._on_event)
-        self._finish()
-
-
-_PROGRESS_EVENTS = (StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent)
 _PAST = {"push": "pushed", "pull": "pulled", "revert": "reverted"}
 
 
@@ -337,8 +311,8 @@ def cmd_transfer(store: Any, args: argparse.Namespace, parser: argparse.Argument
             store.revert_many(args.targets, report=report)
         else:
             options = {"overwrite": True} if getattr(args, "overwrite", False) else {}
-            with TransferBars(store):
-                getattr(store, f"{action}_many")(args.targets, report=report, **options)
+            getattr(store, f"{action}_many")(args.targets, report=report,
+                                             progress=TransferBars(), **options)
     except (StoreError, KeyError, OSError):
         if not errors:  # not a target's failure (each was reported as it came)
             raise

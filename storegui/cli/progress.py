@@ -8,6 +8,8 @@ turns that into one self-overwriting line::
 It redraws at most ``max_rate`` times a second, so a transfer of many small
 chunks does not spend its time writing to the terminal, and it writes
 nothing at all when its stream is not a terminal (scripts, pipes, logs).
+A push or pull of several keys reports to a :class:`TransferBars`, which
+draws a bar per key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from ..stores.transfer.progress import TransferProgress
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -157,3 +161,31 @@ class ProgressBar:
         self.stream.flush()
         self._drawn = True
         self.redraws += 1
+
+
+class TransferBars(TransferProgress):
+    """The progress of a push or pull of several keys: a :class:`ProgressBar` per key.
+
+    Pass it as the transfer's ``progress``: each key's child (``branch``)
+    draws its own bar, closed when the key's copy ends.
+    """
+
+    def branch(self, key: str, size: int | None = None) -> TransferProgress:
+        """A child drawing ``key``'s bar."""
+        return _KeyBar(key, size, self)
+
+
+class _KeyBar(TransferProgress):
+    """One key of a :class:`TransferBars`: its bar shows from the start of its copy."""
+
+    def __init__(self, key: str, size: int | None, parent: TransferProgress) -> None:
+        super().__init__(size, key, parent)
+        self.bar = ProgressBar(key)
+        self.bar.update(0, size)
+
+    def call(self) -> None:
+        self.bar.update(self.value, self.size)
+
+    def close(self, ok: bool = True) -> None:
+        super().close(ok)
+        self.bar.close()

@@ -25,8 +25,6 @@ from storegui.stores import (
     StoreDeleteEvent,
     StoreError,
     StoreProgressEndEvent,
-    StoreProgressStartEvent,
-    StoreProgressStepEvent,
     StoreSetEvent,
     StoreUpdateEvent,
     TransferCancelled,
@@ -34,6 +32,7 @@ from storegui.stores import (
 )
 from storegui.stores.keylocks import KeyLocks
 from storegui.stores.mounted.store import MountedStore
+from storegui.stores.transfer.progress import TransferProgress
 
 MP = "a/b/"
 
@@ -455,11 +454,45 @@ def test_push_moves_the_key_and_reports_progress(store, mount, backing, events):
     assert seen[-1] == (len(data), len(data))
     assert len(seen) > 10
     kinds = [type(e) for e in events if e.key == "a/b/k"]
-    assert kinds[0] is StoreProgressStartEvent
-    assert StoreProgressStepEvent in kinds
     assert kinds[-1] is StoreSetEvent
-    end = next(e for e in events if isinstance(e, StoreProgressEndEvent))
-    assert end.ok and end.done == len(data)
+
+
+class RecordedProgress(TransferProgress):
+    """A progress object that keeps its children (one per key)."""
+
+    def __init__(self):
+        super().__init__()
+        self.children = []
+        self.calls = 0
+
+    def call(self):
+        self.calls += 1
+
+    def branch(self, key, size=None):
+        child = super().branch(key, size)
+        self.children.append(child)
+        return child
+
+
+def test_push_reports_to_one_progress_object_with_a_child_per_key(store, mount):
+    for k, data in (("d/1", b"x" * 10_000), ("d/2", b"y" * 5), ("d/3", b"")):
+        put(mount, k, data)
+    progress = RecordedProgress()
+    store.push("a/b/d/", progress=progress, buffer_size=1024)
+    assert [(c.key, c.size, c.value, c.ok) for c in progress.children] == [
+        ("a/b/d/1", 10_000, 10_000, True), ("a/b/d/2", 5, 5, True), ("a/b/d/3", 0, 0, True)]
+    assert (progress.value, progress.size) == (10_005, 10_005)
+    assert progress.calls > 10
+
+
+def test_a_failed_key_closes_its_child_not_ok():
+    mount, backing = MemoryStore(), FailingWriteStore()
+    store = MountedStore(MP, mount, backing)
+    put(mount, "k", b"precious" * 1000)
+    progress = RecordedProgress()
+    with pytest.raises(StoreError):
+        store.push_many(["a/b/k"], progress=progress)
+    assert [(c.key, c.ok) for c in progress.children] == [("a/b/k", False)]
 
 
 def test_push_of_a_prefix(store, mount, backing):

@@ -105,3 +105,22 @@ def test_cancelled_copy_value_leaves_nothing():
         copy_value(src, "k", dst, "k", progress=progress, cancel=token, buffer_size=65536)
     assert not dst.exists("k")
     assert src.to_bytes("k") == b"y" * 2_000_000
+
+
+def test_one_progress_object_adds_up_its_children():
+    from storegui.stores.transfer.progress import TransferProgress, as_progress
+
+    seen = []
+    progress = as_progress(lambda done, total: seen.append((done, total)))
+    assert as_progress(progress) is progress
+    progress.set_size(15)
+    assert seen == []  # a progress(done, total) callable hears of bytes moved only
+    first = progress.branch("a", 10)
+    copy_stream(io.BytesIO(b"x" * 10), io.BytesIO(), buffer_size=4, progress=first, total=10)
+    first.close()
+    second = progress.branch("b", 5)
+    second.relative_update(2)
+    second.close(ok=False)
+    assert (first.value, first.ok, second.value, second.ok) == (10, True, 2, False)
+    assert seen == [(4, 15), (8, 15), (10, 15), (12, 15)]
+    assert isinstance(as_progress(None), TransferProgress)

@@ -18,8 +18,8 @@ from typing import Any
 #: Rates are averaged over this many seconds of samples.
 RATE_WINDOW = 3.0
 
-Progress = Callable[[int, "int | None"], None]
-JobFunction = Callable[[Progress, Any], Any]
+#: ``fn(progress, cancel)``: progress a TransferProgress, cancel a CancelToken.
+JobFunction = Callable[[Any, Any], Any]
 
 
 class JobState(enum.Enum):

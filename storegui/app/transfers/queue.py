@@ -1,7 +1,9 @@
 """TransferQueue: push, pull, import and export jobs, run a few at a time on a QThreadPool.
 
 A job is a function ``fn(progress, cancel)`` run on a worker thread:
-``progress(done, total)`` reports bytes and ``cancel`` is the
+``progress`` is a :class:`~storegui.stores.transfer.progress.TransferProgress`
+the store's transfer reports its bytes to (also callable as
+``progress(done, total)``), and ``cancel`` is the
 :class:`~storegui.stores.CancelToken` the store checks between chunks (a
 cancelled or failed store write leaves no partial key: the stores write
 atomically).
@@ -42,6 +44,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from ...stores.errors import TransferCancelled
+from ...stores.transfer.progress import TransferProgress
 from ..scheduling import FULL_COLLECTIONS, HEARTBEAT, HeartbeatTimer, give_way
 from ..workers import Worker
 from .jobs import JobFunction, JobState, Overall, TransferJob
@@ -55,14 +58,26 @@ DEFAULT_CONCURRENCY = 2
 MAX_CONCURRENCY = 8
 #: Finished jobs listed at most (the oldest successful ones go first).
 KEEP_FINISHED = 200
-def _run_job(job: TransferJob, worker: Worker) -> Any:
-    record = job.progress
 
-    def progress(done: int, total: int | None = None) -> None:
-        record(done, total)
+
+class JobProgress(TransferProgress):
+    """The progress object a job's function reports to, on the worker thread.
+
+    Every change is stored in the job's counters (read by the GUI timer, at
+    its own pace) and gives way to the GUI thread if it is waiting.
+    """
+
+    def __init__(self, job: TransferJob) -> None:
+        super().__init__()
+        self._job = job
+
+    def call(self) -> None:
+        self._job.progress(self.value, self.size)
         give_way()
 
-    return job.fn(progress, worker.cancel_token)
+
+def _run_job(job: TransferJob, worker: Worker) -> Any:
+    return job.fn(JobProgress(job), worker.cancel_token)
 
 
 class TransferQueue(QObject):

@@ -28,8 +28,9 @@ from ..errors import (
 from ..keylocks import KeyLocks
 from ..keys import check_key, check_prefix
 from ..metadata import decode_metadata, encode_metadata
+from ..transfer.progress import TransferProgress, as_progress
 from ..transfer.streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress
-from ..transfer.verify import TransferMeter, copy_checked, restate, verify_copy
+from ..transfer.verify import copy_checked, restate, verify_copy
 from ..value import Entry, Value
 from . import rules
 from .merge import merge_listings, merge_query, mount_children
@@ -497,7 +498,7 @@ class MountedStore(Store):
         """
         return self._denied(rules.push_refusal, rules.push_reason, key_or_prefix)
 
-    def push(self, key_or_prefix: str, *, progress: Progress | None = None,
+    def push(self, key_or_prefix: str, *, progress: TransferProgress | Progress | None = None,
              cancel: CancelToken | None = None,
              buffer_size: int = DEFAULT_BUFFER_SIZE) -> list[str]:
         """Move mount copies to the backing store: stream, verify, then delete the mount copy.
@@ -527,8 +528,10 @@ class MountedStore(Store):
         Parameters
         ----------
         key_or_prefix : str
-        progress : callable, optional
-            ``progress(done, total)`` in bytes over all the keys.
+        progress : TransferProgress or callable, optional
+            Gets the size in bytes of all the keys, the bytes done, and a
+            child per key (``branch``); a callable is called as
+            ``progress(done, total)`` over all the keys.
         cancel : CancelToken, optional
             Stops the transfer at its next chunk.
         buffer_size : int
@@ -547,6 +550,13 @@ class MountedStore(Store):
         TransferCancelled, VerificationError, StoreError
             The push of the named key failed; its mount copy is intact.
         """
+        plan = self._plan_push(key_or_prefix)
+        progress = as_progress(progress)
+        progress.set_size(plan.total)
+        return self._run_push(plan, progress, cancel, buffer_size)
+
+    def _plan_push(self, key_or_prefix: str) -> _Plan:
+        """The keys a push of ``key_or_prefix`` copies, with their sizes (refusals raised)."""
         key, prefix = parse_target(key_or_prefix, self)
         self._refuse(rules.push_refusal(self.facts(), key), key)
         self._ensure()
@@ -557,7 +567,12 @@ class MountedStore(Store):
             except KeyError:
                 if key is not None:
                     raise StoreKeyError(key, self, no_local(key, "push")) from None
-        meter = TransferMeter(self, sizes, progress)
+        return _Plan(key, sizes)
+
+    def _run_push(self, plan: _Plan, progress: TransferProgress, cancel: CancelToken | None,
+                  buffer_size: int) -> list[str]:
+        """Push the keys of ``plan``; each reports to a child of ``progress``."""
+        sizes = plan.sizes
         pushed: list[str] = []
         batch: list[_Copied] = []
         # Each key's lock is held from its copy until its mount copy is deleted, so a
@@ -566,10 +581,10 @@ class MountedStore(Store):
             try:
                 for k in sizes:
                     held.enter_context(self._key_locks.hold(k))
-                    copied = self._push_one(k, meter, cancel, buffer_size,
-                                            strict=key is not None)
+                    copied = self._push_one(k, progress, sizes[k], cancel, buffer_size,
+                                            strict=plan.key is not None)
                     if copied is None:
-                        meter.skip(k)
+                        _skip(progress, sizes[k])
                         continue
                     batch.append(copied)
                     if len(batch) >= PUSH_BATCH_KEYS or \
@@ -622,9 +637,12 @@ class MountedStore(Store):
             done.append(key)
         return done
 
-    def _push_one(self, key: str, meter: TransferMeter, cancel: CancelToken | None,
-                  buffer_size: int, strict: bool) -> _Copied | None:
-        """Copy and verify one key (None if it has no mount copy and ``strict`` is off)."""
+    def _push_one(self, key: str, progress: TransferProgress, size: int | None,
+                  cancel: CancelToken | None, buffer_size: int, strict: bool) -> _Copied | None:
+        """Copy and verify one key (None if it has no mount copy and ``strict`` is off).
+
+        The copy reports to a child of ``progress`` (``size`` bytes expected).
+        """
         short = self._short(key)
         mount, backing = self.mount_store, self.backing_store
         with self._key_locks.hold(key):
@@ -635,11 +653,11 @@ class MountedStore(Store):
                 if strict:
                     raise StoreKeyError(key, self, no_local(key, "push")) from None
                 return None
-            meter.start(key)
+            child = progress.branch(key, size)
             ok = False
             try:
                 result = copy_checked(mount, short, backing, key, buffer_size=buffer_size,
-                                      progress=meter.step, cancel=cancel)
+                                      progress=child, cancel=cancel)
                 ok = True
             except VerificationError as exc:
                 raise self._failed_verification(key, exc) from exc
@@ -648,7 +666,7 @@ class MountedStore(Store):
                 raise restate(exc, f"push of {key!r} {what_happened(exc)}; the local copy is "
                               "unchanged", key, self) from exc
             finally:
-                meter.end(ok)
+                child.close(ok)
             try:
                 verify_copy(backing, key, result, buffer_size, cancel)
             except VerificationError as exc:
@@ -683,7 +701,7 @@ class MountedStore(Store):
         return self._denied(rules.pull_refusal, rules.pull_reason, key_or_prefix,
                             overwrite=overwrite)
 
-    def pull(self, key_or_prefix: str, *, progress: Progress | None = None,
+    def pull(self, key_or_prefix: str, *, progress: TransferProgress | Progress | None = None,
              cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
              overwrite: bool = False) -> list[str]:
         """Copy backing keys inside the mount point into the mount store (for offline work).
@@ -713,6 +731,13 @@ class MountedStore(Store):
         TransferCancelled, VerificationError, StoreError
             The pull of the named key failed; the mount store is unchanged for it.
         """
+        plan = self._plan_pull(key_or_prefix, overwrite)
+        progress = as_progress(progress)
+        progress.set_size(plan.total)
+        return self._run_pull(plan, progress, cancel, buffer_size, overwrite)
+
+    def _plan_pull(self, key_or_prefix: str, overwrite: bool = False) -> _Plan:
+        """The keys a pull of ``key_or_prefix`` copies, with their sizes (refusals raised)."""
         key, prefix = parse_target(key_or_prefix, self)
         self._refuse(rules.pull_refusal(self.facts(), key), key)
         self._ensure()
@@ -723,7 +748,7 @@ class MountedStore(Store):
                 k for k in self.backing_store.keys(region)
                 if self._short(k) is not None and k not in local)
         elif not overwrite and self.mount_store.exists(self._short(key)):
-            return []
+            candidates = []
         else:
             candidates = [key]
         sizes: dict[str, int | None] = {}
@@ -733,16 +758,22 @@ class MountedStore(Store):
             except KeyError:
                 if key is not None:
                     raise StoreKeyError(key, self, f"{key!r} is not in the backing store") from None
-        meter = TransferMeter(self, sizes, progress)
+        return _Plan(key, sizes)
+
+    def _run_pull(self, plan: _Plan, progress: TransferProgress, cancel: CancelToken | None,
+                  buffer_size: int, overwrite: bool) -> list[str]:
+        """Pull the keys of ``plan``; each reports to a child of ``progress``."""
         pulled = []
-        for k in sizes:
-            if self._pull_one(k, meter, cancel, buffer_size, overwrite, strict=key is not None):
+        for k, size in plan.sizes.items():
+            if self._pull_one(k, progress, size, cancel, buffer_size, overwrite,
+                              strict=plan.key is not None):
                 pulled.append(k)
             else:
-                meter.skip(k)
+                _skip(progress, size)
         return pulled
 
-    def _pull_one(self, key: str, meter: TransferMeter, cancel: CancelToken | None,
+    def _pull_one(self, key: str, progress: TransferProgress, size: int | None,
+                  cancel: CancelToken | None,
                   buffer_size: int, overwrite: bool, strict: bool) -> bool:
         short = self._short(key)
         mount = self.mount_store
@@ -750,18 +781,18 @@ class MountedStore(Store):
             had_local = mount.exists(short)
             if had_local and not overwrite:
                 return False
-            meter.start(key)
+            child = progress.branch(key, size)
             ok = False
             try:
                 self._copy_down(f"pull of {key!r}", key, short, had_local=had_local,
-                                progress=meter.step, cancel=cancel, buffer_size=buffer_size)
+                                progress=child, cancel=cancel, buffer_size=buffer_size)
                 ok = True
             except KeyError:
                 if strict:
                     raise
                 return False
             finally:
-                meter.end(ok)
+                child.close(ok)
             metadata = mount.get_metadata(short) if self._wants_events() else None
         if metadata is not None:
             self._emit(ev.StoreSetEvent(self, key, metadata))
@@ -884,15 +915,18 @@ class MountedStore(Store):
 
     # ------------------------------------------------------------------ several targets
 
-    def push_many(self, targets: Iterable[str], *, progress: Progress | None = None,
+    def push_many(self, targets: Iterable[str], *,
+                  progress: TransferProgress | Progress | None = None,
                   cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
                   report: Report | None = None) -> list[str]:
         """:meth:`push` each key or prefix of ``targets`` in turn; a failure stops none.
 
-        ``progress`` and ``cancel`` are passed to each push; a cancel stops
-        them all (TransferCancelled is raised at once). ``report(target,
-        keys, error)`` is called after each target (``error`` None if it
-        succeeded), for callers that show the outcome as it comes.
+        Every target's keys are listed first, so ``progress`` gets the size
+        of them all, then a child per key (``branch``). A cancel stops them
+        all (TransferCancelled is raised at once). ``report(target, keys,
+        error)`` is called after each target (``error`` None if it
+        succeeded), in the order of ``targets``, for callers that show the
+        outcome as it comes.
 
         Returns
         -------
@@ -908,27 +942,45 @@ class MountedStore(Store):
         TransferCancelled
             ``cancel`` was set.
         """
-        return self._each(self.push, targets, report, progress=progress, cancel=cancel,
-                          buffer_size=buffer_size)
+        return self._each("push", targets, self._plan_push,
+                          lambda plan, prog: self._run_push(plan, prog, cancel, buffer_size),
+                          progress, report)
 
-    def pull_many(self, targets: Iterable[str], *, progress: Progress | None = None,
+    def pull_many(self, targets: Iterable[str], *,
+                  progress: TransferProgress | Progress | None = None,
                   cancel: CancelToken | None = None, buffer_size: int = DEFAULT_BUFFER_SIZE,
                   overwrite: bool = False, report: Report | None = None) -> list[str]:
         """:meth:`pull` each target in turn, as :meth:`push_many` pushes them."""
-        return self._each(self.pull, targets, report, progress=progress, cancel=cancel,
-                          buffer_size=buffer_size, overwrite=overwrite)
+        return self._each("pull", targets, lambda target: self._plan_pull(target, overwrite),
+                          lambda plan, prog: self._run_pull(plan, prog, cancel, buffer_size,
+                                                            overwrite),
+                          progress, report)
 
     def revert_many(self, targets: Iterable[str], *, report: Report | None = None) -> list[str]:
         """:meth:`revert` each target in turn, as :meth:`push_many` pushes them."""
-        return self._each(self.revert, targets, report)
+        return self._each("revert", targets, lambda target: _Plan(target, {}),
+                          lambda plan, _prog: self.revert(plan.key), None, report)
 
-    def _each(self, action: Callable[..., list[str]], targets: Iterable[str],
-              report: Report | None, **options: Any) -> list[str]:
-        done: list[str] = []
-        failures: list[tuple[str, BaseException]] = []
+    def _each(self, verb: str, targets: Iterable[str], plan: Callable[[str], _Plan],
+              run: Callable[[_Plan, TransferProgress], list[str]],
+              progress: TransferProgress | Progress | None, report: Report | None) -> list[str]:
+        """Plan every target, then run each plan; see :meth:`push_many`."""
+        plans: list[tuple[str, _Plan | BaseException]] = []
         for target in targets:
             try:
-                keys = action(target, **options)
+                plans.append((target, plan(target)))
+            except (StoreError, KeyError, OSError) as exc:
+                plans.append((target, exc))
+        progress = as_progress(progress)
+        sizes = [p.total for _, p in plans if isinstance(p, _Plan)]
+        progress.set_size(None if None in sizes else sum(sizes))  # type: ignore[arg-type]
+        done: list[str] = []
+        failures: list[tuple[str, BaseException]] = []
+        for target, planned in plans:
+            try:
+                if isinstance(planned, BaseException):
+                    raise planned
+                keys = run(planned, progress)
             except TransferCancelled:
                 raise
             except (StoreError, KeyError, OSError) as exc:
@@ -942,8 +994,28 @@ class MountedStore(Store):
         if len(failures) == 1:
             raise failures[0][1]
         if failures:
-            raise TargetsFailed(action.__name__, failures, done, self)
+            raise TargetsFailed(verb, failures, done, self)
         return done
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a push or pull of one target will copy: ``key`` (None: a prefix) and the sizes."""
+
+    key: str | None
+    sizes: dict[str, int | None]
+
+    @property
+    def total(self) -> int | None:
+        """The bytes of every key (None if a size is unknown)."""
+        known = list(self.sizes.values())
+        return None if None in known else sum(known)  # type: ignore[arg-type]
+
+
+def _skip(progress: TransferProgress, size: int | None) -> None:
+    """A key planned with ``size`` bytes will not be copied after all."""
+    if progress.size is not None and size is not None:
+        progress.set_size(progress.size - size)
 
 
 Report = Callable[[str, "list[str]", "BaseException | None"], None]

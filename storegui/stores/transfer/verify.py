@@ -15,8 +15,8 @@
 - a remote destination: hashed while streaming but not read back (too
   costly); the sizes are checked.
 
-:func:`restate` re-raises an error naming the full key;
-:class:`TransferMeter` reports bytes over many keys.
+:func:`restate` re-raises an error naming the full key. Progress over many
+keys is a :class:`~.progress.TransferProgress` with a child per key.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .. import events as ev
 from ..errors import StoreError, StoreKeyError, VerificationError
 from ..importing import DIGEST
 from ..value import Value
@@ -228,48 +227,3 @@ def restate(exc: BaseException, message: str, key: str, store: Any) -> StoreErro
         return cls(message, key, store)
     except TypeError:  # a subclass with another signature
         return StoreError(message, key, store)
-
-
-class TransferMeter:
-    """Byte progress of a transfer of several keys, plus progress events per key.
-
-    ``progress(done, total)`` counts bytes over all the keys; ``store``'s
-    dispatcher gets start / step / end events for each key.
-    """
-
-    def __init__(self, store: Any, sizes: dict[str, int | None], progress: Progress | None) -> None:
-        self._store = store
-        self._sizes = sizes
-        self._progress = progress
-        known = list(sizes.values())
-        self.total = None if None in known else sum(known)  # type: ignore[arg-type]
-        self._base = 0
-        self._key = ""
-        self._done = 0
-
-    def start(self, key: str) -> None:
-        """The copy of ``key`` starts."""
-        self._key, self._done = key, 0
-        self._store.event_dispatcher.emit(
-            ev.StoreProgressStartEvent(self._store, key, self._sizes.get(key)))
-
-    def step(self, done: int, size: int | None) -> None:
-        """``done`` bytes of the current key (of ``size``) are copied: a ``Progress`` callback."""
-        self._done = done
-        dispatcher = self._store.event_dispatcher
-        if dispatcher.has_listeners():
-            dispatcher.emit(ev.StoreProgressStepEvent(self._store, self._key, done, size))
-        if self._progress is not None:
-            self._progress(self._base + done, self.total)
-
-    def end(self, ok: bool) -> None:
-        """The current key's copy ended (``ok`` False: failed or cancelled)."""
-        self._store.event_dispatcher.emit(
-            ev.StoreProgressEndEvent(self._store, self._key, self._done, ok))
-        self._base += self._done
-
-    def skip(self, key: str) -> None:
-        """``key`` will not be copied after all: drop its size from the total."""
-        size = self._sizes.get(key)
-        if self.total is not None and size is not None:
-            self.total -= size
