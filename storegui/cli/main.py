@@ -109,7 +109,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--meta", action="append", type=assignment, default=[],
                    metavar="NAME=VALUE", help="extra metadata (repeatable)")
     p.add_argument("-r", "--recursive", action="store_true",
-                   help="FILE is a folder: store every file in it under KEY/FOLDER/...")
+                   help="FILE is a folder: store every file in it under KEY/FOLDER/... "
+                        "(as a drop on the app does: links to folders, special files and "
+                        "unreadable ones are skipped, listed, and the exit status is 1)")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing key")
 
     p = verb("meta", "show or change a key's metadata")

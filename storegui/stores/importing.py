@@ -39,14 +39,17 @@ are absent. When the bytes change by another route than an import:
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import StoreError
+from .errors import InvalidKeyError, StoreError
+from .keys import check_key
 from .sqlite.schema import refuse_in_use
 from .transfer.streaming import DEFAULT_BUFFER_SIZE, CancelToken, Progress, ProgressReader
 
@@ -94,8 +97,23 @@ def media_type(name: str) -> str:
     return guessed or DEFAULT_MEDIA_TYPE
 
 
+def describe_file(name: str, st: os.stat_result) -> dict[str, Any]:
+    """The metadata an import gives the file called ``name`` whose status is ``st``.
+
+    ``filename``, ``size``, ``mtime`` and ``media_type``; the import adds the
+    ``sha256`` of the bytes it stored. Every import of a local file (``put``,
+    ``put -r``, a drop, the app's import) describes the file through this.
+    """
+    return {
+        "filename": name,
+        "size": st.st_size,
+        "mtime": st.st_mtime,
+        "media_type": media_type(name),
+    }
+
+
 def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """``filename``, ``size``, ``mtime`` and ``media_type`` of the file at ``path``.
+    """:func:`describe_file` of the file at ``path``.
 
     Raises
     ------
@@ -103,13 +121,7 @@ def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
         If the file cannot be examined.
     """
     path = Path(path)
-    st = path.stat()
-    return {
-        "filename": path.name,
-        "size": st.st_size,
-        "mtime": st.st_mtime,
-        "media_type": media_type(path.name),
-    }
+    return describe_file(path.name, path.stat())
 
 
 def import_stream(
@@ -168,7 +180,7 @@ def import_file(
 ) -> dict[str, Any]:
     """Store the file at ``path`` as ``key``; return the metadata written.
 
-    The metadata is :func:`file_metadata` of the file, updated with
+    The metadata is :func:`describe_file` of the opened file, updated with
     ``extra_metadata`` (which may replace ``filename``, ``mtime`` or
     ``media_type``), plus ``size`` and ``sha256`` of the bytes actually stored.
 
@@ -184,9 +196,8 @@ def import_file(
     refuse_in_use(path)
     with open(path, "rb") as f:
         before = os.fstat(f.fileno())
-        md = file_metadata(path)
         # describe the file that was opened, even if the path was replaced meanwhile
-        md["size"], md["mtime"] = before.st_size, before.st_mtime
+        md = describe_file(Path(path).name, before)
         total = md["size"]
         md.update(extra_metadata or {})
 
@@ -210,42 +221,151 @@ def import_file(
                              cancel=cancel, buffer_size=buffer_size, check=unchanged)
 
 
-def plan_import(prefix: str, paths: Iterable[str | os.PathLike]) -> list[tuple[str, Path]]:
-    """The ``(key, file)`` pairs that importing ``paths`` under ``prefix`` creates.
+@dataclass(frozen=True)
+class PlannedFile:
+    """A file an import stores as ``key``; ``size`` as planned (the import reads it again)."""
 
-    A file becomes ``prefix + its name``; a folder brings every file inside
-    it, keyed by ``prefix + folder name + "/" + relative path`` (``/``
-    separated on every platform). Hidden files are included; symlinks to
-    folders are not followed (so a link loop cannot recurse forever).
-    ``prefix`` is used as given: pass ``""`` or a prefix ending with ``/``.
+    key: str
+    path: str
+    size: int
 
-    Raises
-    ------
-    StoreError
-        If a path does not exist, or two paths would give the same key.
+
+@dataclass
+class ImportPlan:
+    """What importing some paths under a prefix does (see :func:`plan_import`)."""
+
+    #: The files to store, in order: a folder's files by name, then its subfolders'.
+    files: list[PlannedFile] = field(default_factory=list)
+    #: ``(path, reason)`` of what cannot be imported, the reason in words.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: The key prefixes (ending with "/") of the folders given.
+    roots: list[str] = field(default_factory=list)
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be read, in words (``vanished: it no longer exists``...)."""
+    if isinstance(exc, FileNotFoundError):
+        return "vanished: it no longer exists"
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop"
+    if isinstance(exc, PermissionError):
+        return "cannot be read: permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder now, not a file"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+def special_file_reason(mode: int) -> str:
+    """Why a file of mode ``mode`` (a pipe, socket, device) is not imported."""
+    for test, what in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return f"{what}, not a regular file"
+    return "not a regular file"
+
+
+def unreadable_reason(path: str, exc: OSError) -> str:
+    """Why ``path`` could not be opened or examined (``exc``), naming a broken link's target."""
+    if not os.path.islink(path):
+        return os_reason(exc)
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop"
+    if isinstance(exc, FileNotFoundError):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return "vanished: it no longer exists"
+        return f"a broken symlink (its target {target!r} does not exist)"
+    return os_reason(exc)
+
+
+def _no_pause() -> None:
+    """The pace of work that needs no pauses."""
+
+
+def plan_import(prefix: str, paths: Iterable[str | os.PathLike],
+                pace: Callable[[], None] = _no_pause) -> ImportPlan:
+    """Which files importing ``paths`` under ``prefix`` stores, as which keys; what it skips.
+
+    The one planner of ``storegui put -r`` and a drop on the app's tree. A
+    file becomes ``prefix + its name``; a folder brings every file in it as
+    ``prefix + folder name + "/" + relative path`` (``/`` separated on every
+    platform; hidden files included). ``prefix`` is used as given: ``""`` or
+    a prefix ending with ``/``. Symlinks to files are followed; a symlink to
+    a folder is followed when given itself, not inside a folder (a link loop
+    cannot recurse forever). Skipped, with the reason: broken links, link
+    loops, special files (pipes, sockets, devices), folders that cannot be
+    listed, paths that do not exist (or no longer), names that cannot be a
+    key, and a second file that would get a key already planned. The metadata
+    each key gets is :func:`describe_file` of the file when it is imported,
+    plus its ``sha256``. ``pace()`` is called for each entry (a GUI worker
+    pauses there). Does not touch any store.
     """
-    plan: list[tuple[str, Path]] = []
-    seen: dict[str, Path] = {}
+    plan = ImportPlan()
+    seen: dict[str, str] = {}
 
-    def add(key: str, file: Path) -> None:
+    def add(key: str, path: str, size: int) -> None:
+        try:
+            check_key(key)
+        except InvalidKeyError as exc:
+            plan.skipped.append((path, f"cannot be a key: {exc}"))
+            return
         if key in seen:
-            raise StoreError(f"{str(seen[key])!r} and {str(file)!r} would both become key {key!r}",
-                             key)
-        seen[key] = file
-        plan.append((key, file))
+            plan.skipped.append((path, f"would become key {key!r} like {seen[key]!r}"))
+            return
+        seen[key] = path
+        plan.files.append(PlannedFile(key, path, size))
 
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            base = path.resolve().name or path.name
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                rel = Path(root).relative_to(path)
-                for name in sorted(files):
-                    parts = [base, *rel.parts, name] if rel.parts else [base, name]
-                    add(prefix + "/".join(parts), Path(root) / name)
-        elif path.exists():
-            add(prefix + path.name, path)
+    def classify(path: str, st: os.stat_result, key: str, walk: list) -> None:
+        pace()
+        if stat.S_ISDIR(st.st_mode):
+            walk.append((path, key + "/"))
+        elif stat.S_ISREG(st.st_mode):
+            add(key, path, st.st_size)
         else:
-            raise StoreError(f"cannot import {str(path)!r}: no such file or folder")
+            plan.skipped.append((path, special_file_reason(st.st_mode)))
+
+    folders: list[tuple[str, str]] = []
+    for raw in paths:
+        path = os.fspath(raw)
+        # abspath: "." and "dir/" are named like the folder they are ("/" has no name)
+        name = os.path.basename(os.path.abspath(path)) or "root"
+        try:
+            st = os.stat(path)  # a link given itself is followed: the user chose it
+        except OSError as exc:
+            plan.skipped.append((path, unreadable_reason(path, exc)))
+            continue
+        classify(path, st, prefix + name, folders)
+        plan.roots += [key for _path, key in folders]
+        while folders:
+            _plan_folder(*folders.pop(), classify, folders, plan)
     return plan
+
+
+def _plan_folder(folder: str, key_prefix: str, classify: Callable, stack: list,
+                 plan: ImportPlan) -> None:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        plan.skipped.append((folder, f"the folder cannot be listed: {exc.strerror or exc}"))
+        return
+    subfolders: list[tuple[str, str]] = []
+    for entry in entries:
+        try:
+            if entry.is_symlink():
+                try:
+                    st = os.stat(entry.path)
+                except OSError as exc:
+                    plan.skipped.append((entry.path, unreadable_reason(entry.path, exc)))
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    plan.skipped.append((entry.path, "a link to a folder (not followed)"))
+                    continue
+            else:
+                st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            plan.skipped.append((entry.path, os_reason(exc)))
+            continue
+        classify(entry.path, st, key_prefix + entry.name, subfolders)
+    stack.extend(reversed(subfolders))  # popped in name order

@@ -508,3 +508,64 @@ def test_scan_never_opens_special_files(tmp_path):
     scan = scan_drop(MemoryStore(), "", [tmp_path / "pipe"])
     assert scan.items == [] and scan.problems[0][1].startswith("a named pipe")
     assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+
+
+def test_put_r_and_a_drop_of_one_folder_give_the_same_keys_and_metadata(tmp_path, capsys):
+    """The command line's ``put -r`` and a drop plan with the same core function."""
+    from storegui.app.dnd import dropped_files
+    from storegui.cli.main import main
+    from storegui.stores import SqliteStore
+    from storegui.stores.transfer.streaming import CancelToken
+
+    folder = tmp_path / "shoot"
+    (folder / "raw" / "deep").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"alpha\n")
+    (folder / "empty").write_bytes(b"")
+    (folder / "raw" / "big.bin").write_bytes(os.urandom(SMALL_FILE + 3))  # streamed alone
+    (folder / "raw" / "deep" / "notes.md").write_bytes(b"# notes\n")
+    (folder / "link-to-a").symlink_to(folder / "a.txt")  # a link to a file: followed
+    (folder / "link-to-raw").symlink_to(folder / "raw")  # to a folder: skipped
+    (folder / "broken").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(folder / "pipe")
+    locked = folder / "locked.txt"
+    locked.write_bytes(b"secret\n")
+    locked.chmod(0)  # unreadable, unless the tests run as root
+
+    stores = {name: f"sqlite://{tmp_path / name}.db" for name in ("cli", "drop")}
+    (tmp_path / "backing").mkdir()
+    assert main(["put", "-r", "in/", str(folder), "--backing", str(tmp_path / "backing"),
+                 "--mount", stores["cli"]]) == 1  # some files were skipped
+    cli_skipped = {line.split("'")[1] for line in capsys.readouterr().err.splitlines()
+                   if "skipped" in line}
+
+    drop_store = SqliteStore(str(tmp_path / "drop.db"))
+    scan = dropped_files.plan_jobs(dropped_files.scan_drop(drop_store, "in/", [folder]))
+    for group, _size in scan.jobs:
+        if len(group) == 1 and group[0].size > SMALL_FILE:
+            dropped_files.import_large_file(drop_store, group[0], lambda _d, _t: None,
+                                            CancelToken())
+        else:
+            report = dropped_files.import_small_files(drop_store, group, lambda _d, _t: None,
+                                                      CancelToken())
+            scan.problems += report.problems
+    drop_store.disconnect()
+
+    def contents(name):
+        store = SqliteStore(str(tmp_path / f"{name}.db"))
+        try:
+            return {key: store.get_metadata(key) for key in store.keys()}
+        finally:
+            store.disconnect()
+
+    from_cli, from_drop = contents("cli"), contents("drop")
+    expected = ["in/shoot/a.txt", "in/shoot/empty", "in/shoot/link-to-a",
+                "in/shoot/raw/big.bin", "in/shoot/raw/deep/notes.md"]
+    if os.geteuid() == 0:  # root reads a file whatever its permissions
+        expected.insert(4, "in/shoot/locked.txt")
+    assert sorted(from_cli) == sorted(expected)
+    assert from_cli == from_drop  # same keys, same metadata (file times, sizes, digests)
+    assert from_cli["in/shoot/empty"]["size"] == 0
+    assert from_cli["in/shoot/link-to-a"]["filename"] == "link-to-a"
+    skipped = {"link-to-raw", "broken", "pipe"} | ({"locked.txt"} if os.geteuid() else set())
+    assert {Path(p).name for p, _reason in scan.problems} == skipped
+    assert {Path(p).name for p in cli_skipped} == skipped

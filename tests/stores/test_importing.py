@@ -12,7 +12,6 @@ from storegui.stores import (
     CancelToken,
     MemoryStore,
     ReadOnlyError,
-    StoreError,
     TransferCancelled,
 )
 from storegui.stores.importing import (
@@ -138,20 +137,33 @@ def test_plan_import_maps_files_and_folders_to_keys(tmp_path):
     (tmp_path / "photos" / ".hidden").write_bytes(b"h")
     (tmp_path / "notes.txt").write_bytes(b"n")
     plan = plan_import("drop/", [tmp_path / "photos", tmp_path / "notes.txt"])
-    assert [k for k, _ in plan] == [
+    assert [f.key for f in plan.files] == [
         "drop/photos/.hidden", "drop/photos/a.jpg", "drop/photos/2024/b.jpg", "drop/notes.txt"]
-    assert dict(plan)["drop/photos/2024/b.jpg"] == tmp_path / "photos" / "2024" / "b.jpg"
+    assert {f.key: f.path for f in plan.files}["drop/photos/2024/b.jpg"] == \
+        str(tmp_path / "photos" / "2024" / "b.jpg")
+    assert plan.skipped == [] and plan.roots == ["drop/photos/"]
 
 
-def test_plan_import_refuses_missing_paths_and_clashing_keys(tmp_path):
-    with pytest.raises(StoreError, match="no such file"):
-        plan_import("", [tmp_path / "absent"])
+def test_plan_import_skips_missing_paths_and_clashing_keys(tmp_path):
+    plan = plan_import("", [tmp_path / "absent"])
+    assert plan.files == []
+    assert plan.skipped == [(str(tmp_path / "absent"), "vanished: it no longer exists")]
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     (tmp_path / "one" / "same.txt").write_bytes(b"1")
     (tmp_path / "two" / "same.txt").write_bytes(b"2")
-    with pytest.raises(StoreError, match="both become key 'same.txt'"):
-        plan_import("", [tmp_path / "one" / "same.txt", tmp_path / "two" / "same.txt"])
+    plan = plan_import("", [tmp_path / "one" / "same.txt", tmp_path / "two" / "same.txt"])
+    assert [f.key for f in plan.files] == ["same.txt"]
+    assert plan.skipped == [(str(tmp_path / "two" / "same.txt"), "would become key 'same.txt' "
+                             f"like {str(tmp_path / 'one' / 'same.txt')!r}")]
+
+
+def test_plan_import_names_a_folder_given_as_dot_after_itself(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "f").write_bytes(b"f")
+    monkeypatch.chdir(tmp_path / "here")
+    assert [f.key for f in plan_import("in/", ["."]).files] == ["in/here/f"]
+    assert [f.key for f in plan_import("in/", ["../here/"]).files] == ["in/here/f"]
 
 
 @pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="no copy_file_range here")

@@ -1,21 +1,20 @@
 """What files dropped on the tree become, and importing them, on workers (no Qt).
 
-:func:`scan_drop` walks what was dropped: the files to import (each with
-the key it becomes) and the ones that cannot be (broken links, link loops,
-pipes and other special files, folders that cannot be listed, paths gone by
-now), with the reason. :func:`import_batches` splits the files into jobs:
+:func:`scan_drop` plans what was dropped with the core's
+:func:`~storegui.stores.importing.plan_import` (the planner of ``storegui put
+-r`` too: same files, keys and skipped paths) and asks the store which keys
+exist. :func:`import_batches` splits the files into jobs:
 small files together, imported by :func:`import_small_files` in one
 transaction per batch (one store write per file, not a job and a commit per
 file: 10,000 small files would otherwise spend most of their time
 committing); each large file alone, streamed by :func:`import_large_file`.
-Every key gets the file's metadata (``filename``, ``size``, ``mtime``,
-``media_type``) and the ``sha256`` of the bytes stored, computed as they
-are read, never in a second pass.
+Every key gets the file's metadata
+(:func:`~storegui.stores.importing.describe_file`) and the ``sha256`` of the
+bytes stored, computed as they are read, never in a second pass.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import os
@@ -24,9 +23,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...stores.errors import InvalidKeyError, StoreError
-from ...stores.importing import DIGEST, import_file, media_type
-from ...stores.keys import check_key
+from ...stores.errors import StoreError
+from ...stores.importing import (
+    DIGEST,
+    describe_file,
+    import_file,
+    os_reason,
+    plan_import,
+    special_file_reason,
+    unreadable_reason,
+)
 from ...stores.sqlite.schema import refuse_in_use
 from ...stores.transfer.streaming import CancelToken
 
@@ -78,39 +84,6 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def os_reason(exc: OSError) -> str:
-    """Why a file could not be read, in words (``vanished: it no longer exists``...)."""
-    if isinstance(exc, FileNotFoundError):
-        return "vanished: it no longer exists"
-    if exc.errno == errno.ELOOP:
-        return "a symlink loop"
-    if isinstance(exc, PermissionError):
-        return "cannot be read: permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder now, not a file"
-    return f"cannot be read: {exc.strerror or exc}"
-
-
-def _special_reason(mode: int) -> str:
-    for test, what in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return f"{what}, not a regular file"
-    return "not a regular file"
-
-
-def _link_reason(path: str, exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "a symlink loop"
-    if isinstance(exc, FileNotFoundError):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            return "vanished: it no longer exists"
-        return f"a broken symlink (its target {target!r} does not exist)"
-    return os_reason(exc)
-
-
 def _no_pause() -> None:
     """The pace of work that needs no pauses."""
 
@@ -119,84 +92,17 @@ def scan_drop(store: Any, prefix: str, paths: Iterable[str | os.PathLike],
               pace: Callable[[], None] = _no_pause) -> DropScan:
     """The files under ``paths`` to import under ``prefix``, and the ones that cannot be.
 
-    A file becomes ``prefix + name``; a folder brings every file in it as
-    ``prefix + folder name + "/" + relative path``. Symlinks to files are
-    followed; symlinks to folders inside a dropped folder are not (a link
-    loop cannot recurse forever); broken links, link loops, special files
-    (pipes, sockets, devices), folders that cannot be listed and paths gone
-    by now go to ``problems`` as ``(path, reason)``. ``existing`` are the
-    planned keys that the store holds already (asks the store: run on a worker).
-    ``pace()`` is called for each entry (a worker's pauses for the GUI thread).
+    The files, their keys and what is skipped are
+    :func:`~storegui.stores.importing.plan_import`'s, as for ``storegui put
+    -r``; ``existing`` are the planned keys that the store holds already
+    (asks the store: run on a worker). ``pace()`` is called for each entry (a
+    worker's pauses for the GUI thread).
     """
-    scan = DropScan()
-    seen: dict[str, str] = {}
-
-    def add(key: str, path: str, size: int) -> None:
-        try:
-            check_key(key)
-        except InvalidKeyError as exc:
-            scan.problems.append((path, f"cannot be a key: {exc}"))
-            return
-        if key in seen:
-            scan.problems.append((path, f"would become key {key!r} like {seen[key]!r}"))
-            return
-        seen[key] = path
-        scan.items.append(ImportItem(key, path, size))
-
-    def classify(path: str, st: os.stat_result, key: str, walk: list) -> None:
-        pace()
-        if stat.S_ISDIR(st.st_mode):
-            walk.append((path, key + "/"))
-        elif stat.S_ISREG(st.st_mode):
-            add(key, path, st.st_size)
-        else:
-            scan.problems.append((path, _special_reason(st.st_mode)))
-
-    folders: list[tuple[str, str]] = []
-    for raw in paths:
-        path = os.fspath(raw)
-        name = os.path.basename(path.rstrip(os.sep)) or "root"  # "/" has no name
-        try:
-            st = os.stat(path)  # a dropped link to a folder is followed: the user chose it
-        except OSError as exc:
-            scan.problems.append((path, _link_reason(path, exc) if os.path.islink(path)
-                                  else os_reason(exc)))
-            continue
-        classify(path, st, prefix + name, folders)
-        scan.roots += [key for _path, key in folders]
-        while folders:
-            _scan_folder(*folders.pop(), classify, folders, scan)
+    plan = plan_import(prefix, paths, pace)
+    scan = DropScan(items=[ImportItem(f.key, f.path, f.size) for f in plan.files],
+                    problems=plan.skipped, roots=plan.roots)
     scan.existing = find_existing(store, [item.key for item in scan.items], scan.roots)
     return scan
-
-
-def _scan_folder(folder: str, key_prefix: str, classify: Callable, stack: list,
-                 scan: DropScan) -> None:
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        scan.problems.append((folder, f"the folder cannot be listed: {exc.strerror or exc}"))
-        return
-    subfolders: list[tuple[str, str]] = []
-    for entry in entries:
-        try:
-            if entry.is_symlink():
-                try:
-                    st = os.stat(entry.path)
-                except OSError as exc:
-                    scan.problems.append((entry.path, _link_reason(entry.path, exc)))
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    scan.problems.append((entry.path, "a link to a folder (not followed)"))
-                    continue
-            else:
-                st = entry.stat(follow_symlinks=False)
-        except OSError as exc:
-            scan.problems.append((entry.path, os_reason(exc)))
-            continue
-        classify(entry.path, st, key_prefix + entry.name, subfolders)
-    stack.extend(reversed(subfolders))  # popped in name order
 
 
 def find_existing(store: Any, keys: Iterable[str], roots: Iterable[str] = ()) -> set[str]:
@@ -321,12 +227,11 @@ def _read_small(path: str, expected: int) -> tuple[bytes, os.stat_result]:
         # O_NONBLOCK: a file replaced by a named pipe must not hang the import.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise _Unreadable(_link_reason(path, exc) if os.path.islink(path)
-                          else os_reason(exc)) from None
+        raise _Unreadable(unreadable_reason(path, exc)) from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
-            raise _Unreadable(_special_reason(before.st_mode))
+            raise _Unreadable(special_file_reason(before.st_mode))
         chunks, n = [], 0
         limit = max(expected, before.st_size) + SMALL_FILE  # a growing file is not read forever
         # Reads of the file's size (plus one byte, to see growth), not of 1 MiB: Python
@@ -375,10 +280,8 @@ def import_small_files(store: Any, items: Sequence[ImportItem], progress: Progre
                 if key is None:
                     report.skipped.append((item.path, item.key))
                 else:
-                    name = os.path.basename(item.path)
-                    metadata = {"filename": name, "size": len(data), "mtime": st.st_mtime,
-                                "media_type": media_type(name),
-                                DIGEST: hashlib.sha256(data).hexdigest()}
+                    metadata = describe_file(os.path.basename(item.path), st)
+                    metadata[DIGEST] = hashlib.sha256(data).hexdigest()
                     store.set(key, (io.BytesIO(data), metadata))
                     report.keys.append(key)
                     report.bytes += len(data)
@@ -403,10 +306,10 @@ def import_large_file(store: Any, item: ImportItem, progress: Progress,
     try:
         st = os.stat(item.path)
     except OSError as exc:
-        raise StoreError(f"{item.path!r}: {_link_reason(item.path, exc)}; nothing was stored",
+        raise StoreError(f"{item.path!r}: {unreadable_reason(item.path, exc)}; nothing was stored",
                          item.key, store) from None
     if not stat.S_ISREG(st.st_mode):
-        raise StoreError(f"{item.path!r}: {_special_reason(st.st_mode)}; nothing was stored",
+        raise StoreError(f"{item.path!r}: {special_file_reason(st.st_mode)}; nothing was stored",
                          item.key, store)
     key = target_key(store, item, find_existing(store, [item.key]))
     if key is None:
