@@ -108,7 +108,7 @@ class KeyCommands(QObject):
     def _after(self, store: Any, targets: list[str], message: str) -> None:
         if store is not self._store():  # another workspace was opened meanwhile
             return
-        self._model.refresh_keys(targets)
+        # No tree refresh: the store's set / delete events refresh the folders of every key moved.
         self.keysChanged.emit(targets)
         self.statusMessage.emit(message)
 
