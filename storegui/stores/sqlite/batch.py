@@ -26,17 +26,18 @@ from typing import Any
 from ..keys import MAX_KEY_LENGTH
 from .index import BatchIndex
 
-#: New keys per INSERT statement (5 parameters each: under SQLite's old limit of 999).
+#: New keys per INSERT statement (7 parameters each: under SQLite's old limit of 999).
 KEY_ROWS_PER_STATEMENT = 100
-#: Metadata index rows per INSERT statement (2 parameters each).
+#: Metadata index rows per INSERT statement (3 parameters each).
 INDEX_ROWS_PER_STATEMENT = 250
 
-# The parameter ?1 (the time, or the field name) is bound once per statement.
+# Plain ``?`` placeholders only: Python 3.12 warns about numbered ones (``?1``) bound
+# from a sequence, and later versions were to refuse them.
 _KEYS_INSERT = ("INSERT INTO keys (created, modified, id, key, size, metadata, blob_id, data)"
                 " VALUES ")
-_KEY_ROW = "(?1, ?1, ?, ?, ?, ?, NULL, ?)"
+_KEY_ROW = "(?, ?, ?, ?, ?, ?, NULL, ?)"
 _INDEX_INSERT = "INSERT INTO meta_index (name, value, key_id) VALUES "
-_INDEX_ROW = "(?1, ?, ?)"
+_INDEX_ROW = "(?, ?, ?)"
 
 _STR = frozenset({str})
 _BYTES_IO = frozenset({io.BytesIO})
@@ -58,9 +59,10 @@ def insert_new_keys(conn: sqlite3.Connection, keys: list[str], sizes: list[int],
     first = (conn.execute("SELECT max(id) FROM keys").fetchone()[0] or 0) + 1
     ids = range(first, first + len(keys))
     try:
-        _insert(conn, _KEYS_INSERT, _KEY_ROW, KEY_ROWS_PER_STATEMENT, now,
-                chain.from_iterable(zip(ids, keys, sizes, batch.texts, inline, strict=True)),
-                len(keys), 5)
+        _insert(conn, _KEYS_INSERT, _KEY_ROW, KEY_ROWS_PER_STATEMENT,
+                chain.from_iterable((now, now, *row) for row in zip(
+                    ids, keys, sizes, batch.texts, inline, strict=True)),
+                len(keys), 7)
     except sqlite3.IntegrityError:  # a key exists: the failed statement left no row
         conn.execute("DELETE FROM keys WHERE id >= ?", (first,))
         return False
@@ -68,9 +70,10 @@ def insert_new_keys(conn: sqlite3.Connection, keys: list[str], sizes: list[int],
         positions, values = batch.fields[name]
         order = sorted(range(len(values)), key=values.__getitem__)
         key_ids = map(first.__add__, map(positions.__getitem__, order))
-        _insert(conn, _INDEX_INSERT, _INDEX_ROW, INDEX_ROWS_PER_STATEMENT, name,
-                chain.from_iterable(zip(map(values.__getitem__, order), key_ids, strict=True)),
-                len(values), 2)
+        _insert(conn, _INDEX_INSERT, _INDEX_ROW, INDEX_ROWS_PER_STATEMENT,
+                chain.from_iterable((name, *row) for row in zip(
+                    map(values.__getitem__, order), key_ids, strict=True)),
+                len(values), 3)
     return True
 
 
@@ -89,16 +92,16 @@ def pick_rows(positions: Sequence[int], keys: list[str], sizes: list[int], heads
 
 
 def _insert(conn: sqlite3.Connection, insert: str, row: str, per_statement: int,
-            first_parameter: Any, parameters: Iterator[Any], rows: int, width: int) -> None:
+            parameters: Iterator[Any], rows: int, width: int) -> None:
     """Run ``insert`` with ``rows`` rows of ``width`` ``parameters``, many per statement."""
     full, rest = divmod(rows, per_statement)
     if full:
         sql = insert + ",".join([row] * per_statement)
         take = per_statement * width
         for _ in range(full):
-            conn.execute(sql, [first_parameter, *islice(parameters, take)])
+            conn.execute(sql, list(islice(parameters, take)))
     if rest:
-        conn.execute(insert + ",".join([row] * rest), [first_parameter, *parameters])
+        conn.execute(insert + ",".join([row] * rest), list(parameters))
 
 
 def plain_keys(keys: list[Any]) -> bool:
