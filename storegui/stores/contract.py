@@ -443,11 +443,15 @@ class Store:
                 emit(ev.StoreProgressStepEvent(self, key, done, size))
 
             listening = self.event_dispatcher.has_listeners()
-            reader = ProgressReader(data, total, step if listening else None, key=key,
-                                    owns_stream=False)
+            if isinstance(data, ProgressReader):  # a copy's reader: report through it
+                reporting = data.also_reporting(step if listening else None)
+            else:
+                reporting = contextlib.nullcontext(ProgressReader(
+                    data, total, step if listening else None, key=key, owns_stream=False))
             try:
-                self._remember(key)
-                self._put(key, reader, metadata_text, buffer_size)
+                with reporting as reader:
+                    self._remember(key)
+                    self._put(key, reader, metadata_text, buffer_size)
             except BaseException:
                 emit(ev.StoreProgressEndEvent(self, key, reader.done, False))
                 raise

@@ -8,11 +8,12 @@ destination's atomic write, so no partial key is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -124,6 +125,28 @@ class ProgressReader(io.RawIOBase):
         self._hash = hashlib.new(digest) if digest else None
         self._worker: HashWorker | RangeHasher | None = None
         self._key = key
+
+    @contextlib.contextmanager
+    def also_reporting(self, progress: Progress | None) -> Iterator[ProgressReader]:
+        """Within the block, call ``progress(done, total)`` too, after this reader's own.
+
+        A store writing from a reader it was given reports its progress events
+        through it, instead of wrapping it in a second reader.
+        """
+        own = self._progress
+        if progress is not None:
+            if own is None:
+                self._progress = progress
+            else:
+                def both(done: int, total: int | None) -> None:
+                    own(done, total)
+                    progress(done, total)
+
+                self._progress = both
+        try:
+            yield self
+        finally:
+            self._progress = own
 
     @property
     def hexdigest(self) -> str | None:
