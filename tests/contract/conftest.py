@@ -8,7 +8,7 @@ only writable there).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,13 +115,25 @@ def _param(name: str) -> Any:
     return name
 
 
-@pytest.fixture(params=[_param(name) for name in sorted(FACTORIES)])
-def subject(request, tmp_path) -> Subject:
-    built = FACTORIES[request.param](tmp_path)
-    subj = built if isinstance(built, Subject) else Subject(built)
-    subj.store.connect()
-    yield subj
-    subj.store.disconnect()
+def subject_fixture(names: Iterable[str]) -> Any:
+    """A ``subject`` fixture over the setups ``names`` of FACTORIES, each store connected.
+
+    Test modules outside the contract suite take it for their own selection:
+    ``subject = subject_fixture(n for n in FACTORIES if "s3" not in n)``.
+    """
+
+    @pytest.fixture(params=[_param(name) for name in sorted(names)])
+    def subject(request, tmp_path) -> Subject:
+        built = FACTORIES[request.param](tmp_path)
+        subj = built if isinstance(built, Subject) else Subject(built)
+        subj.store.connect()
+        yield subj
+        subj.store.disconnect()
+
+    return subject
+
+
+subject = subject_fixture(FACTORIES)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import hashlib
 import io
 
 import pytest
-from contract.conftest import FACTORIES, Subject
+from contract.conftest import FACTORIES, subject_fixture
 
 from storegui.stores.filesystem.store import FileSystemStore
 from storegui.stores.importing import import_file
@@ -19,16 +19,7 @@ from storegui.stores.memory import MemoryStore
 from storegui.stores.mounted.store import MountedStore
 from storegui.stores.sqlite.store import SqliteStore
 
-NOT_S3 = sorted(name for name in FACTORIES if "s3" not in name)
-
-
-@pytest.fixture(params=NOT_S3)
-def subject(request, tmp_path) -> Subject:
-    built = FACTORIES[request.param](tmp_path)
-    subj = built if isinstance(built, Subject) else Subject(built)
-    subj.store.connect()
-    yield subj
-    subj.store.disconnect()
+subject = subject_fixture(name for name in FACTORIES if "s3" not in name)
 
 
 @pytest.mark.parametrize("new_size", [5, 100_000])  # inline and blob-sized values

@@ -12,23 +12,12 @@ import io
 import sys
 
 import pytest
-from contract.conftest import FACTORIES, Subject
+from contract.conftest import FACTORIES, subject_fixture
 
 from storegui.stores import InvalidMetadataError, StoreKeyError
 from storegui.stores.metadata import MAX_DEPTH, MAX_INT_DIGITS, decode_metadata, encode_metadata
 
-
-def _param(name: str) -> object:
-    return pytest.param(name, marks=pytest.mark.s3) if "s3" in name else name
-
-
-@pytest.fixture(params=[_param(name) for name in sorted(FACTORIES)])
-def subject(request, tmp_path) -> Subject:
-    built = FACTORIES[request.param](tmp_path)
-    subj = built if isinstance(built, Subject) else Subject(built)
-    subj.store.connect()
-    yield subj
-    subj.store.disconnect()
+subject = subject_fixture(FACTORIES)
 
 
 def nested(levels: int, kind: type = list) -> dict:

@@ -11,19 +11,9 @@ from __future__ import annotations
 import io
 import time
 
-import pytest
-from contract.conftest import FACTORIES, Subject
+from contract.conftest import FACTORIES, subject_fixture
 
-LOCAL = sorted(name for name in FACTORIES if "fsspec" not in name)
-
-
-@pytest.fixture(params=LOCAL)
-def subject(request, tmp_path) -> Subject:
-    built = FACTORIES[request.param](tmp_path)
-    subj = built if isinstance(built, Subject) else Subject(built)
-    subj.store.connect()
-    yield subj
-    subj.store.disconnect()
+subject = subject_fixture(name for name in FACTORIES if "fsspec" not in name)
 
 
 def _writes(store, key: str, i: int) -> list:
