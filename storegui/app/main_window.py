@@ -252,7 +252,15 @@ class MainWindow(QMainWindow):
         """Show ``workspace`` in this window (the current store is let go); False on error.
 
         ``store`` is the workspace's MountedStore if the caller built it already.
+        Unapplied metadata edits are asked about first: on Apply the workspace
+        opens once they are written (this returns False meanwhile).
         """
+        settled = self.metadata_panel.settle_unapplied_changes(
+            f"opening the workspace {workspace.name}")
+        if settled == "applying":
+            self._after_metadata_applied(lambda: self.open_workspace(workspace, store))
+        if settled in ("applying", "cancelled"):
+            return False
         try:
             if store is None:
                 store = workspace.open()
@@ -360,9 +368,22 @@ class MainWindow(QMainWindow):
         keys = [n.key for n in nodes if not n.is_dir]
         shown = keys[0] if len(nodes) == 1 and len(keys) == 1 else None
         if shown != self._shown_key or self._shown_store is not self.store:
+            if (self._shown_store is self.store and self._shown_key is not None
+                    and self.metadata_panel.settle_unapplied_changes(
+                        "showing another key") == "cancelled"):
+                self._on_revealed(self._shown_key)  # the selection goes back to the edited key
+                return
             self._shown_key, self._shown_store = shown, self.store
             self.metadata_panel.show_key(shown)
             self.preview_panel.show_key(shown)
+
+    def _after_metadata_applied(self, then: Any) -> None:
+        """Call ``then()`` once the metadata panel's apply succeeded (not if it failed)."""
+        def finished(_key: str, ok: bool) -> None:
+            self.metadata_panel.applyFinished.disconnect(finished)
+            if ok:
+                then()
+        self.metadata_panel.applyFinished.connect(finished)
 
     def refresh_shown_key(self, changed: list[str]) -> None:
         """Read the key shown in the panels again if ``changed`` (keys or folders) covers it."""
@@ -505,6 +526,13 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not self._closing:
+            settled = self.metadata_panel.settle_unapplied_changes("closing")
+            if settled == "applying":
+                self._after_metadata_applied(self.close)
+            if settled in ("applying", "cancelled"):
+                event.ignore()
+                return
         if self.transfers.is_busy() and not confirm(
                 self, "Transfers running",
                 f"{describe_busy(self.transfers)} Cancel and close? A cancelled transfer keeps "

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLineEdit,
     QMenu,
+    QMessageBox,
     QTreeView,
     QWidget,
 )
@@ -541,3 +542,92 @@ def test_run_opens_the_window_and_returns_when_it_closes(qtbot, tmp_path, dialog
     assert opened and opened[0].backing_url == str(tmp_path)
     assert QApplication.instance().applicationName() == "storegui"
     assert not QApplication.instance().windowIcon().isNull()
+
+
+# ---------------------------------------------------------------------- unapplied metadata edits
+
+ANSWERS = {"apply": "Apply", "discard": "Discard", "cancel": "Cancel"}
+
+
+def edit_local_metadata(qtbot, window: MainWindow) -> None:
+    """Select work/local.txt and change its "kind" in the metadata panel, unapplied."""
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/local.txt")
+    panel = window.metadata_panel
+    qtbot.waitUntil(lambda: panel.model.rowCount() > 0 and not panel.is_loading())
+    row = [name for name, _type, _text in panel.model.rows()].index("kind")
+    panel.model.setData(panel.model.index(row, VALUE), "edited")
+    assert panel.has_unapplied_changes()
+
+
+def mount_kind(workspace: Workspace) -> str:
+    mount = open_store(workspace.mount_url)
+    try:
+        return mount.get_metadata("local.txt")["kind"]
+    finally:
+        mount.disconnect()
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_selecting_another_key_asks_about_unapplied_metadata(qtbot, window, dialogs, answer):
+    edit_local_metadata(qtbot, window)
+    panel = window.metadata_panel
+    dialogs.answer = getattr(QMessageBox.StandardButton, ANSWERS[answer])
+    select(qtbot, window, "work/shadow.txt")
+    assert dialogs.texts("question") == [
+        "The metadata of work/local.txt has changes that were not applied. "
+        "Apply them before showing another key?"]
+    if answer == "cancel":
+        # The selection goes back to the edited key, which keeps its edits.
+        qtbot.waitUntil(lambda: [n.key for n in window.selected_nodes()] == ["work/local.txt"])
+        assert panel.key() == "work/local.txt"
+        assert ("kind", "string", "edited") in [tuple(map(str, r)) for r in panel.model.rows()]
+        assert panel.has_unapplied_changes()
+        dialogs.answer = QMessageBox.StandardButton.Discard  # for the window's close
+        return
+    assert panel.key() == "work/shadow.txt"
+    expected = "edited" if answer == "apply" else "mount"
+    qtbot.waitUntil(lambda: window.store.get_metadata("work/local.txt")["kind"] == expected)
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    assert not panel.has_unapplied_changes()
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_opening_another_workspace_asks_about_unapplied_metadata(
+        qtbot, window, dialogs, workspace, tmp_path, answer):
+    edit_local_metadata(qtbot, window)
+    dialogs.answer = getattr(QMessageBox.StandardButton, ANSWERS[answer])
+    other = tmp_path / "other"
+    other.mkdir()
+    opened = window.open_workspace(Workspace("other", str(other), "memory://", ""))
+    assert dialogs.texts("question") == [
+        "The metadata of work/local.txt has changes that were not applied. "
+        "Apply them before opening the workspace other?"]
+    if answer == "cancel":
+        assert not opened
+        assert window.workspace.name == "test"
+        assert window.metadata_panel.has_unapplied_changes()
+        dialogs.answer = QMessageBox.StandardButton.Discard
+        return
+    assert opened == (answer == "discard")
+    qtbot.waitUntil(lambda: window.workspace.name == "other")
+    qtbot.waitUntil(lambda: not window.model.is_loading())
+    assert mount_kind(workspace) == ("edited" if answer == "apply" else "mount")
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_closing_the_window_asks_about_unapplied_metadata(
+        qtbot, window, dialogs, workspace, answer):
+    edit_local_metadata(qtbot, window)
+    dialogs.answer = getattr(QMessageBox.StandardButton, ANSWERS[answer])
+    window.close()
+    assert dialogs.texts("question") == [
+        "The metadata of work/local.txt has changes that were not applied. "
+        "Apply them before closing?"]
+    if answer == "cancel":
+        assert window.isVisible()
+        assert window.metadata_panel.has_unapplied_changes()
+        dialogs.answer = QMessageBox.StandardButton.Discard
+        return
+    qtbot.waitUntil(lambda: not window.isVisible())
+    assert mount_kind(workspace) == ("edited" if answer == "apply" else "mount")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -72,10 +73,13 @@ class MetadataPanel(QWidget):
         A message for the status bar (load or apply failures, applied, discarded edits).
     metadataApplied(str)
         The key whose metadata was written.
+    applyFinished(str, bool)
+        An apply of the key's metadata ended: written (True) or failed (False).
     """
 
     statusMessage = Signal(str)
     metadataApplied = Signal(str)
+    applyFinished = Signal(str, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -237,6 +241,37 @@ class MetadataPanel(QWidget):
         """Whether the table holds edits that were not applied."""
         return self._state in ("loaded", "applying") and self.model.is_modified()
 
+    def settle_unapplied_changes(self, before: str) -> str:
+        """Ask the user what to do with unapplied edits before ``before`` happens.
+
+        ``before`` completes "… before {before}?" (say "showing another key").
+        Returns "none" (nothing to ask), "applying" (Apply: the edits are being
+        written; ``applyFinished`` tells how it ended), "discarded" (Discard:
+        the edits are gone) or "cancelled" (Cancel, or Apply while a value is
+        invalid: the edits stay and the caller should not go on).
+        """
+        if self._state != "loaded" or not self.model.is_modified() or self._key is None:
+            return "none"
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Unapplied metadata changes",
+            f"The metadata of {self._key} has changes that were not applied. "
+            f"Apply them before {before}?",
+            buttons.Apply | buttons.Discard | buttons.Cancel, buttons.Cancel)
+        if answer == buttons.Apply:
+            if not self._can_apply():
+                QMessageBox.warning(
+                    self, "Cannot apply the metadata",
+                    f"The metadata of {self._key} cannot be applied: fix the rows marked "
+                    "in red, or discard the changes.")
+                return "cancelled"
+            self.apply()
+            return "applying"
+        if answer == buttons.Discard:
+            self.revert()
+            return "discarded"
+        return "cancelled"
+
     def discard_changes(self) -> None:
         """Drop unapplied edits (the same as Revert)."""
         self.revert()
@@ -357,6 +392,7 @@ class MetadataPanel(QWidget):
             if current:
                 self._generation += 1
                 self._start_load()
+            self.applyFinished.emit(key, True)
             return
         text = f"Could not apply the metadata of {key}: {describe_error(error)}"
         self.statusMessage.emit(text)
@@ -366,6 +402,7 @@ class MetadataPanel(QWidget):
             self.message.setVisible(False)
             self.apply_error_label.setText(text)
             self._update_controls()
+        self.applyFinished.emit(key, False)
 
     # ---------------------------------------------------------------- helpers
 
