@@ -93,6 +93,13 @@ def run(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"{APP_NAME}: {exc}", file=sys.stderr)
         return 2
+    if QApplication.instance() is None:
+        from .desktop_libs import check_xcb_libraries
+
+        problem = check_xcb_libraries()
+        if problem:  # else Qt prints one of the missing names and aborts
+            sys.stderr.write(problem)
+            return 1
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
     apply_app_style(app)
     from .main_window import MainWindow
