@@ -29,6 +29,17 @@ def describe(keys: list[str]) -> str:
     return f"'{keys[0]}'" if len(keys) == 1 else f"{len(keys)} items"
 
 
+def delete_and_check(store: Any, targets: list[str]) -> tuple[list[str], list[str]]:
+    """Delete the local copies of ``targets`` (blocking: on a worker).
+
+    Returns the keys deleted and those of the targets (keys, not folders)
+    that still exist: their backing version shows again.
+    """
+    deleted = operations.delete_local_copies(store, targets)
+    remaining = [t for t in targets if not t.endswith("/") and store.exists(t)]
+    return deleted, remaining
+
+
 def confirm(parent: QWidget, title: str, text: str) -> bool:
     """Ask a Yes/Cancel question (Cancel is the default); True for Yes."""
     answer = QMessageBox.question(
@@ -144,10 +155,22 @@ class KeyCommands(QObject):
                 "store are gone for good; keys also in the backing store show its version "
                 "again. The backing store is not changed."):
             return
-        run_in_thread(operations.delete_local_copies, store, targets,
-                      on_result=lambda keys: self._after(store, targets, f"Deleted {len(keys)} "
-                                                                         "local copy(ies)"),
+        run_in_thread(delete_and_check, store, targets,
+                      on_result=lambda result: self._after_delete(store, targets, *result),
                       on_error=lambda exc: self._failed(store, targets, "Delete failed", exc))
+
+    def _after_delete(self, store: Any, targets: list[str], deleted: list[str],
+                      remaining: list[str]) -> None:
+        # Only the keys that still show (their backing version) are read again:
+        # a key gone for good leaves the tree, and the panels with it.
+        changed = [t for t in targets if t.endswith("/")] + remaining
+        if len(deleted) == 1:
+            message = f"Deleted {deleted[0]}"
+            if remaining:
+                message += " (the backing store's version shows again)"
+        else:
+            message = f"Deleted {len(deleted)} local copies"
+        self._after(store, changed, message)
 
     def export_selected(self) -> None:
         """Save the selected keys' data to a file (one key) or into a folder (several)."""

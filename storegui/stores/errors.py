@@ -55,7 +55,8 @@ class StoreKeyError(StoreError, KeyError):
 
     def __init__(self, key: Any, store: Any = None, message: str | None = None) -> None:
         if message is None:
-            where = f" in {store!r}" if store is not None else ""
+            # The store by its URL (or its stores' URLs), never its repr.
+            where = f" in {store_label(store)}" if store is not None else ""
             message = f"no such key {key!r}{where}"
         StoreError.__init__(self, message, key=key, store=store)
 
@@ -96,11 +97,22 @@ class DiskFullError(StoreError):
 
 
 def store_label(store: Any) -> str:
-    """How a message names ``store``: its URL (never a password), else its kind."""
+    """How a message names ``store``: its URL (never a password), else its kind.
+
+    A mounted store, which has no URL of its own, is named by its two stores' URLs.
+    """
     url = getattr(store, "url", "")
     if isinstance(url, str) and url:
         return f"the store {url}"
+    mount, backing = getattr(store, "mount_store", None), getattr(store, "backing_store", None)
+    if mount is not None and backing is not None:
+        return f"the mount store {_url_or_kind(mount)} or the backing store {_url_or_kind(backing)}"
     return f"the {type(store).__name__}" if store is not None else "the store"
+
+
+def _url_or_kind(store: Any) -> str:
+    url = getattr(store, "url", "")
+    return url if isinstance(url, str) and url else f"({type(store).__name__})"
 
 
 def no_room_reason(exc: BaseException) -> str | None:
