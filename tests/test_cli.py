@@ -612,7 +612,8 @@ def test_progress_line_shows_rate_and_eta():
     assert "25%" in line and "10.0 MiB / 40.0 MiB" in line and "5.0 MiB/s" in line
     assert "ETA 0:06" in line and "[" in line
     assert len(bar.line(2.0, 40)) < 40
-    assert format_bytes(512) == "512 B" and format_duration(3725) == "1:02:05"
+    assert format_bytes(512) == "512 bytes" and format_bytes(2 << 30) == "2.0 GiB"
+    assert format_duration(3725) == "1:02:05"
 
 
 # ---------------------------------------------------------------------------- real processes

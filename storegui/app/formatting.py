@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..units import format_size as _format_size
+
 ORIGIN_LABELS = {"local": "Local", "shadowing": "Shadowing", "remote": "Remote"}
 
 KEY_ORIGIN_TIPS = {
@@ -21,21 +23,9 @@ FOLDER_ORIGIN_TIPS = {
     "remote": "Remote: every key under this folder is only in the backing store.",
 }
 
-_UNITS = ("KB", "MB", "GB", "TB", "PB")
-
-
 def format_size(size: int | None) -> str:
-    """``1536`` -> ``"1.5 KB"``; None -> ``""`` (decimal units, as file managers show)."""
-    if size is None:
-        return ""
-    if size < 1000:
-        return f"{size} byte" if size == 1 else f"{size} bytes"
-    value = float(size)
-    for unit in _UNITS:
-        value /= 1000.0
-        if value < 999.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
+    """``1536`` -> ``"1.5 KiB"``; None -> ``""`` (binary units, as the command line shows)."""
+    return "" if size is None else _format_size(size)
 
 
 def format_time(epoch: float | None) -> str:
@@ -49,7 +39,7 @@ def format_time(epoch: float | None) -> str:
 
 
 def format_progress(done: int, total: int | None) -> str:
-    """``"1.2 MB of 3.4 MB"`` (or just the bytes done when the total is unknown)."""
+    """``"1.2 MiB of 3.4 MiB"`` (or just the bytes done when the total is unknown)."""
     if total is None:
         return format_size(done)
     return f"{format_size(done)} of {format_size(total)}"

@@ -21,18 +21,12 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ..stores.transfer.progress import TransferProgress
-
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+from ..units import format_size
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes for people: ``"512 B"``, ``"1.5 KiB"``, ``"3.0 GiB"``."""
-    value = float(n)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """``n`` bytes for people, as the app shows them: ``"512 bytes"``, ``"3.0 GiB"``."""
+    return format_size(n)
 
 
 def format_duration(seconds: float) -> str:

@@ -304,7 +304,7 @@ def test_a_transfer_shows_progress_and_can_be_cancelled(qtbot, make_window, work
     status = window.findChild(QWidget, "transferStatus")  # the overall bar in the status bar
     qtbot.waitUntil(lambda: status.isVisible() and status.bar.value() > 0)
     assert "Push 'work/big.bin'" in window.transfers.current_title
-    assert "MB of 3.1 MB" in status.bar.format()
+    assert "MiB of 3.0 MiB" in status.bar.format()
     qtbot.mouseClick(status.cancel_button, Qt.MouseButton.LeftButton)
     store.backing_store.proceed.set()
     qtbot.waitUntil(lambda: not status.isVisible())
