@@ -99,8 +99,9 @@ class MainWindow(QMainWindow):
         self.filter_box.setObjectName("filterBox")
         self.filter_box.setPlaceholderText("Filter loaded keys (wildcards: * ?)")
         self.filter_box.setClearButtonEnabled(True)
-        self.filter_box.setToolTip("Filter the loaded keys by name; press Enter to search the "
-                                   "whole store (a glob, or name=value for a metadata query)")
+        self.filter_box.setToolTip("Filter the loaded keys by name (wildcards: * ?). To search "
+                                   "the whole store, or by metadata, use Search Store "
+                                   "(Ctrl+Shift+F)")
 
         self._build_layout()
         self._build_menus()
@@ -150,7 +151,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         self.toolbar = toolbar
 
-        self.search_dock = QDockWidget("Search Results", self)
+        self.search_dock = QDockWidget("Search Store", self)
         self.search_dock.setObjectName("searchDock")
         self.search_dock.setWidget(self.search_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.search_dock)
@@ -206,13 +207,12 @@ class MainWindow(QMainWindow):
         a.new_key.triggered.connect(commands.new_key_from_file)
         a.refresh.triggered.connect(self.refresh)
         a.open_workspace.triggered.connect(self.choose_workspace)
-        a.search.triggered.connect(lambda: self.search_store(self.filter_box.text()))
+        a.search.triggered.connect(self.show_search)
         a.find.triggered.connect(self._focus_filter)
         a.quit.triggered.connect(self.close)
         a.copy.triggered.connect(self.copy_selected_keys)
         a.about.triggered.connect(lambda: show_about(self))
         self.filter_box.textChanged.connect(self._on_filter_changed)
-        self.filter_box.returnPressed.connect(lambda: self.search_store(self.filter_box.text()))
         self.tree.selectionModel().selectionChanged.connect(self._schedule_selection_update)
         self.tree.customContextMenuRequested.connect(self._show_context_menu)
         self._selection_timer = QTimer(self)
@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
         self._release_store()
         self.workspace, self.store, self.facts = workspace, store, None
         self.model.set_store(store)
+        self._reset_filter()
         self.metadata_panel.set_store(store)
         self.preview_panel.set_store(store)
         self.search_panel.set_store(store)
@@ -409,6 +410,14 @@ class MainWindow(QMainWindow):
         self.filter_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter_box.selectAll()
 
+    def _reset_filter(self) -> None:
+        """Show every row: a filter typed for one workspace would hide the next one's keys."""
+        self._filter_timer.stop()
+        self.filter_box.blockSignals(True)
+        self.filter_box.clear()
+        self.filter_box.blockSignals(False)
+        self.model.set_name_filter("")
+
     def _on_filter_changed(self, _text: str) -> None:
         # Filtering a folder of 100,000 rows takes a moment: wait for a pause in typing.
         self._filter_timer.start()
@@ -429,14 +438,22 @@ class MainWindow(QMainWindow):
         if self.model.name_filter:
             self.tree.expand_loaded()
 
+    def show_search(self) -> None:
+        """Edit > Search Store: show the search panel, the cursor in its field."""
+        self.search_dock.show()
+        self.search_dock.raise_()
+        self.search_panel.focus_search_box()
+
     def search_store(self, text: str) -> None:
-        """Search the whole store for ``text`` (a glob, or name=value terms)."""
+        """Search the whole store for ``text`` (a glob, or name=value terms).
+
+        The results are listed in the search panel; the tree and its filter stay as they are.
+        """
+        self.show_search()
         if not text.strip():
             self.show_status("Type a key pattern (e.g. *.csv) or a query (e.g. kind=image) "
-                             "in the filter box, then search")
-            self._focus_filter()
+                             "in the search field, then press Enter")
             return
-        self.search_dock.show()
         self.search_panel.search(text)
 
     def reveal_key(self, key: str) -> None:

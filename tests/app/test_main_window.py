@@ -362,8 +362,13 @@ def test_the_filter_box_filters_the_loaded_keys(qtbot, window):
 
 def test_search_the_store_with_a_glob_or_a_query_and_reveal_a_result(qtbot, window):
     window.filter_box.setText("*.csv")
-    action(window, "search").trigger()
+    qtbot.waitUntil(lambda: window.model.name_filter == "*.csv")
+    action(window, "search").trigger()  # opens the search panel, the cursor in its field
     panel = window.search_panel
+    assert window.search_dock.isVisible()
+    qtbot.waitUntil(panel.search_box.hasFocus)
+    qtbot.keyClicks(panel.search_box, "*.csv")
+    qtbot.keyClick(panel.search_box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: not panel.is_running())
     assert sorted(panel.result_keys()) == ["archive/2023/a.csv", "archive/b.csv"]
     assert window.search_dock.isVisible()
@@ -379,6 +384,35 @@ def test_search_the_store_with_a_glob_or_a_query_and_reveal_a_result(qtbot, wind
                                            "work/shadow.txt"]
     window.search_store("=oops")
     assert "not a name=value query term" in panel.summary.text()
+
+
+def test_a_search_lists_its_results_in_the_search_panel_and_leaves_the_tree_alone(qtbot, window):
+    open_folder(qtbot, window, "work/")
+    panel = window.search_panel
+    action(window, "search").trigger()
+    qtbot.waitUntil(panel.search_box.hasFocus)
+    qtbot.keyClicks(panel.search_box, "kind=mount")
+    qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.is_running() and bool(panel.result_keys()))
+    assert sorted(panel.result_keys()) == ["work/local.txt", "work/new/fresh.txt",
+                                           "work/shadow.txt"]
+    assert window.filter_box.text() == "" and window.model.name_filter == ""
+    assert shown(window) == TOP and shown(window, "work/") == WORK  # nothing filtered away
+    panel.search_box.clear()
+    qtbot.keyClicks(panel.search_box, "count=42")  # no match: the tree still shows every key
+    qtbot.keyClick(panel.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not panel.is_running() and panel.summary.text().startswith("0 found"))
+    assert shown(window) == TOP
+
+
+def test_the_filter_is_reset_when_another_workspace_opens(qtbot, window, memory_store):
+    window.filter_box.setText("nothing-matches-this")
+    qtbot.waitUntil(lambda: window.model.name_filter == "nothing-matches-this")
+    qtbot.waitUntil(lambda: shown(window) == {})
+    assert window.open_workspace(Workspace("other", "memory://", "memory://", MOUNT_POINT),
+                                 memory_store)
+    assert window.filter_box.text() == "" and window.model.name_filter == ""
+    qtbot.waitUntil(lambda: shown(window) == TOP)
 
 
 # ---------------------------------------------------------------------- responsiveness

@@ -7,10 +7,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QToolButton,
@@ -97,8 +98,15 @@ def search_store(store: Any, kind: str, arg: Any, worker: Worker) -> Iterator[li
     yield batch
 
 
+#: What the search field says while empty.
+SEARCH_PLACEHOLDER = "Search the whole store: a key pattern (*.csv) or a query (kind=image)"
+
+
 class SearchPanel(QWidget):
-    """Runs a search on a worker and lists the keys found; choosing one reveals it.
+    """A search field; runs a search on a worker and lists the keys found; choosing one reveals it.
+
+    The search has its own field, apart from the tree's filter: a search
+    never filters the tree, its results are listed here only.
 
     Signals
     -------
@@ -121,6 +129,20 @@ class SearchPanel(QWidget):
         self._store: Any = None
         self._worker: Worker | None = None
         self._text = ""
+        self.search_box = QLineEdit(self)
+        self.search_box.setObjectName("searchBox")
+        self.search_box.setPlaceholderText(SEARCH_PLACEHOLDER)
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setToolTip("A key pattern with wildcards (* ?), text a key contains, "
+                                   "or metadata terms name=value (several: kind=image n=3)")
+        self.search_box.returnPressed.connect(self.search_typed)
+        self.search_button = QToolButton(self)
+        self.search_button.setObjectName("searchButton")
+        self.search_button.setText("Search")
+        self.search_button.setIcon(icons.icon("search"))
+        self.search_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.search_button.setToolTip("Search the whole store (Enter)")
+        self.search_button.clicked.connect(self.search_typed)
         self.summary = QLabel("No search yet", self)
         self.summary.setObjectName("searchSummary")
         self.stop_button = QToolButton(self)
@@ -133,11 +155,15 @@ class SearchPanel(QWidget):
         self.results.setUniformItemSizes(True)
         self.results.itemActivated.connect(self._on_activated)
         self.results.itemClicked.connect(self._on_activated)
+        field_row = QHBoxLayout()
+        field_row.addWidget(self.search_box, 1)
+        field_row.addWidget(self.search_button)
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(self.stop_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(field_row)
         layout.addLayout(top)
         layout.addWidget(self.results)
 
@@ -156,8 +182,22 @@ class SearchPanel(QWidget):
         """The keys listed now."""
         return [self.results.item(i).text() for i in range(self.results.count())]
 
+    def focus_search_box(self) -> None:
+        """Put the cursor in the search field, its text selected."""
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    def search_typed(self) -> bool:
+        """Search for what the search field holds."""
+        return self.search(self.search_box.text())
+
     def search(self, text: str) -> bool:
-        """Start searching for ``text`` (see :func:`parse_search`); False if it is not valid."""
+        """Start searching for ``text`` (see :func:`parse_search`); False if it is not valid.
+
+        The search field shows ``text``.
+        """
+        if self.search_box.text() != text:
+            self.search_box.setText(text)
         self.stop()
         self.results.clear()
         try:
