@@ -102,7 +102,8 @@ def test_huge_integers_are_kept_exactly():
      ('{"k": 1}', STR, OBJ, '{\n  "k": 1\n}'), ("3", INT, FLT, "3.0"), ("3.0", FLT, INT, "3"),
      ("1", INT, BOOL, "true"), ("0", INT, BOOL, "false"), ("12", INT, STR, "12"),
      ("true", BOOL, STR, "true"), ("", NUL, STR, ""), ("[\n  1\n]", LST, STR, "[\n  1\n]"),
-     ("anything", STR, NUL, ""), ("[1]", LST, NUL, "")],
+     ("anything", STR, NUL, ""), ("[1]", LST, NUL, ""), ("", STR, BOOL, "false"),
+     ("  ", STR, BOOL, "false"), ("", NUL, BOOL, "false")],
 )
 def test_changing_the_type_converts_the_value_where_it_can(text, old, new, expected):
     converted = convert_text(text, old, new)

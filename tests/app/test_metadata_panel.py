@@ -6,7 +6,13 @@ import threading
 
 import pytest
 from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLineEdit, QPlainTextEdit
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+)
 
 from storegui.app.panels.metadata import HINT, MetadataPanel
 from storegui.app.panels.metadata_table import NAME, TYPE, VALUE
@@ -350,3 +356,60 @@ def test_switching_keys_quickly_shows_the_last_one_only(qtbot, panel, stores):
     QCoreApplication.processEvents()  # deliver the stale result, if it were still wanted
     assert panel.key_label.full_text() == "work/other.txt"
     assert panel.model.metadata() == {"note": "other"}
+
+
+def type_into_type_cell(qtbot, panel, row, letters):
+    """Focus the row's Type cell, type ``letters`` as a user would, then press Enter."""
+    table = panel.table
+    panel.activateWindow()
+    qtbot.waitActive(panel)
+    table.setFocus()
+    table.setCurrentIndex(cell(panel, row, TYPE))
+    # Each key goes where the keyboard focus is: the first opens the editor.
+    for letter in letters:
+        qtbot.keyClick(QApplication.focusWidget(), letter)
+    assert isinstance(QApplication.focusWidget(), QComboBox)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is table)
+
+
+def test_typing_a_type_name_waits_for_enter(qtbot, panel):
+    show(qtbot, panel, "work/other.txt")
+    row = row_of(panel, "note")
+    panel.model.setData(cell(panel, row, VALUE), "12")
+    type_into_type_cell(qtbot, panel, row, "int")
+    assert panel.model.rows()[row] == ("note", ValueType.INTEGER, "12")
+    type_into_type_cell(qtbot, panel, row, "n")  # "n" alone is null
+    assert panel.model.rows()[row][1] is ValueType.NULL
+
+
+def test_a_new_boolean_row_gets_a_checkbox_that_space_toggles(qtbot, panel):
+    show(qtbot, panel, "work/other.txt")
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    editor = panel.table.viewport().findChild(QLineEdit)
+    qtbot.keyClicks(editor, "done")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    row = row_of(panel, "done")
+    type_into_type_cell(qtbot, panel, row, "b")
+    value = cell(panel, row, VALUE)
+    assert panel.model.rows()[row] == ("done", ValueType.BOOLEAN, "false")
+    assert value.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    assert not panel.model.problems() and panel.apply_button.isEnabled()
+    panel.table.setCurrentIndex(value)
+    qtbot.keyClick(panel.table, Qt.Key.Key_Space)
+    assert panel.model.rows()[row][2] == "true"
+    assert value.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    assert panel.model.metadata() == {"note": "other", "done": True}
+
+
+def test_an_invalid_boolean_text_still_shows_a_checkbox_that_fixes_it(qtbot, panel):
+    show(qtbot, panel, "work/other.txt")
+    row = row_of(panel, "note")
+    panel.model.setData(cell(panel, row, TYPE), "boolean")  # "other" is not a boolean
+    value = cell(panel, row, VALUE)
+    assert "not a boolean" in panel.problems_label.text()
+    assert value.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    panel.table.setFocus()
+    panel.table.setCurrentIndex(value)
+    qtbot.keyClick(panel.table, Qt.Key.Key_Space)
+    assert panel.model.rows()[row][2] == "true" and not panel.model.problems()

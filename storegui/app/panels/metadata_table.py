@@ -11,6 +11,7 @@ to update its buttons and problem list.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -230,8 +231,9 @@ class MetadataTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.EditRole:
             return (name, str(value_type), text)[column]
         if role == Qt.ItemDataRole.CheckStateRole and column == VALUE:
-            if value_type is ValueType.BOOLEAN and problem is None:
-                checked = parse_value(text, value_type)
+            if value_type is ValueType.BOOLEAN:
+                # An invalid text shows a cleared box (and the problem): a click fixes it.
+                checked = problem is None and parse_value(text, value_type)
                 return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
             return None
         if role == Qt.ItemDataRole.DecorationRole and problem:
@@ -316,6 +318,43 @@ class MultiLineEditor(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class TypeComboBox(QComboBox):
+    """The type editor: typed letters pick the first type they start ("int" -> integer).
+
+    A plain combo box commits on its first letter (its keyboard search
+    "activates" the item), so typing "int" would end on "n" -> null. Here the
+    letters only move the choice; Enter, Tab, leaving the cell or a click in
+    the list commits it.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._typed = ""
+        self._typed_at = 0.0
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        text = event.text()
+        if not text or not text.isprintable() or text.isspace():
+            super().keyPressEvent(event)
+            return
+        now = time.monotonic()
+        if now - self._typed_at > QApplication.keyboardInputInterval() / 1000:
+            self._typed = ""
+        self._typed_at = now
+        typed = (self._typed + text).lower()
+        for row in range(self.count()):
+            if self.itemText(row).startswith(typed):
+                self._typed = typed
+                self.setCurrentIndex(row)
+                return
+        # No type starts so: start over from this letter.
+        for row in range(self.count()):
+            if self.itemText(row).startswith(text.lower()):
+                self._typed = text.lower()
+                self.setCurrentIndex(row)
+                return
+
+
 class MetadataDelegate(QStyledItemDelegate):
     """Edits a name (line edit), a type (combo box) and a value (an editor fit for its type).
 
@@ -329,7 +368,7 @@ class MetadataDelegate(QStyledItemDelegate):
     def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,
                      index: AnyIndex) -> QWidget:
         if index.column() == TYPE:
-            combo = QComboBox(parent)
+            combo = TypeComboBox(parent)
             combo.addItems([t.value for t in ValueType])
             combo.activated.connect(lambda _=0, c=combo: self._finish(c))
             return combo
@@ -427,5 +466,6 @@ def _flag(editor: QWidget, problem: str | None, hint: str = "") -> None:
     editor.setToolTip(problem or hint)
 
 
-__all__ = ["MetadataDelegate", "MetadataTableModel", "MultiLineEditor", "NAME", "TYPE", "VALUE",
+__all__ = ["MetadataDelegate", "MetadataTableModel", "MultiLineEditor", "NAME", "TYPE",
+           "TypeComboBox", "VALUE",
            "error_colour", "error_icon"]

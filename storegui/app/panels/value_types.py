@@ -209,13 +209,16 @@ def convert_text(text: str, old: ValueType, new: ValueType) -> str:
     """The editor text for a row whose type changes from ``old`` to ``new``.
 
     The value is converted where that keeps its meaning (string "12" ->
-    integer 12, integer 3 -> float 3.0, anything -> string). Where it
-    cannot be, the text is kept unchanged, so that :func:`value_problem`
-    flags it and the user can fix it.
+    integer 12, integer 3 -> float 3.0, anything -> string). A blank
+    value becoming a boolean is false (a new row's checkbox starts cleared).
+    Where it cannot be converted, the text is kept unchanged, so that
+    :func:`value_problem` flags it and the user can fix it.
     """
     old, new = ValueType(old), ValueType(new)
     if old is new:
         return text
+    if new is ValueType.BOOLEAN and (old is ValueType.NULL or not text.strip()):
+        return "false"
     try:
         value = parse_value(text, old)
     except ValueParseError:
