@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
@@ -413,3 +414,27 @@ def test_an_invalid_boolean_text_still_shows_a_checkbox_that_fixes_it(qtbot, pan
     panel.table.setCurrentIndex(value)
     qtbot.keyClick(panel.table, Qt.Key.Key_Space)
     assert panel.model.rows()[row][2] == "true" and not panel.model.problems()
+
+
+def test_a_problem_on_a_row_without_a_name_says_so(qtbot, panel):
+    show(qtbot, panel, "work/other.txt")
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    assert panel.problems_label.text() == "Row 2 (no name yet): a name is required"
+
+
+def test_an_mtime_field_shows_a_local_date_and_time_and_edits_the_number(qtbot, panel, stores):
+    store = stores[0]
+    store.from_bytes("work/timed.txt", b"t", {"mtime": 1700000000.5, "count": 1700000000})
+    show(qtbot, panel, "work/timed.txt")
+    mtime = cell(panel, row_of(panel, "mtime"), VALUE)
+    expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1700000000.5))
+    assert mtime.data() == expected
+    assert "1700000000.5 seconds since 1970" in mtime.data(Qt.ItemDataRole.ToolTipRole)
+    assert mtime.data(Qt.ItemDataRole.EditRole) == "1700000000.5"
+    assert cell(panel, row_of(panel, "count"), VALUE).data() == "1700000000"  # other names: as is
+    panel.model.setData(mtime, "not a time")
+    assert mtime.data() == "not a time"  # shown as typed, with its problem
+    panel.model.setData(mtime, "1700000100.5")
+    with qtbot.waitSignal(panel.metadataApplied):
+        panel.apply()
+    assert store.get_metadata("work/timed.txt")["mtime"] == 1700000100.5

@@ -437,8 +437,9 @@ class MetadataPanel(QWidget):
         if problems:
             lines = []
             for p in problems[:8]:
-                name = self.model.rows()[p.row][0] or "(no name)"
-                lines.append(f"Row {p.row + 1} ({name}): {p.message}")
+                name = self.model.rows()[p.row][0]
+                which = f"Row {p.row + 1} ({name})" if name else f"Row {p.row + 1} (no name yet)"
+                lines.append(f"{which}: {p.message}")
             if len(problems) > 8:
                 lines.append(f"… and {len(problems) - 8} more")
             self.problems_label.setText("\n".join(lines))

@@ -227,7 +227,7 @@ class MetadataTableModel(QAbstractTableModel):
         if column == TYPE:
             problem = None
         if role == Qt.ItemDataRole.DisplayRole:
-            return (name, str(value_type), _display_value(value_type, text))[column]
+            return (name, str(value_type), _display_value(name, value_type, text))[column]
         if role == Qt.ItemDataRole.EditRole:
             return (name, str(value_type), text)[column]
         if role == Qt.ItemDataRole.CheckStateRole and column == VALUE:
@@ -243,6 +243,8 @@ class MetadataTableModel(QAbstractTableModel):
                 return problem
             if column == VALUE and value_type in JSON_TYPES | {ValueType.STRING}:
                 return text[:_TOOLTIP_LIMIT] or None
+            if column == VALUE and _epoch(name, value_type, text) is not None:
+                return f"{text.strip()} seconds since 1970-01-01 UTC (edit the number)"
             return None
         if role == Qt.ItemDataRole.BackgroundRole:
             if any(p.row == row for p in self._problem_list):
@@ -291,8 +293,28 @@ class MetadataTableModel(QAbstractTableModel):
         return True
 
 
-def _display_value(value_type: ValueType, text: str) -> str:
-    """One line for the table cell: compact JSON, ``null``, or the text."""
+#: Number fields shown as a local date and time (the editor and the store keep the number).
+TIME_FIELDS = frozenset({"mtime"})
+
+
+def _epoch(name: str, value_type: ValueType, text: str) -> float | None:
+    """The seconds since the epoch that a valid ``mtime`` row holds, else None."""
+    if name not in TIME_FIELDS or value_type not in (ValueType.INTEGER, ValueType.FLOAT):
+        return None
+    try:
+        return float(parse_value(text, value_type))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _display_value(name: str, value_type: ValueType, text: str) -> str:
+    """One line for the table cell: compact JSON, ``null``, a date and time, or the text."""
+    epoch = _epoch(name, value_type, text)
+    if epoch is not None:
+        try:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+        except (OverflowError, OSError, ValueError):
+            pass
     if value_type is ValueType.NULL:
         return "null"
     if value_type is ValueType.BOOLEAN:
