@@ -259,6 +259,9 @@ def test_a_backing_only_key_in_the_mount_point_becomes_shadowing(qtbot, panel, s
     show(qtbot, panel, "work/remote.txt")
     assert panel.origin_label.text() == "Remote"
     assert not panel.read_only_label.isVisible()
+    # Said before it happens: applying makes a local shadowing copy.
+    assert panel.remote_note.isVisible()
+    assert "local copy that shadows the backing one" in panel.remote_note.text()
     panel.model.setData(cell(panel, row_of(panel, "year"), VALUE), "2020")
     with qtbot.waitSignal(panel.metadataApplied):
         panel.apply()
@@ -267,6 +270,9 @@ def test_a_backing_only_key_in_the_mount_point_becomes_shadowing(qtbot, panel, s
     assert mount.to_bytes("remote.txt") == b"remote"
     assert backing.get_metadata("work/remote.txt") == {"source": "backing", "year": 2019}
     qtbot.waitUntil(lambda: panel.origin_label.text() == "Shadowing")
+    assert not panel.remote_note.isVisible()
+    show(qtbot, panel, "archive/old.txt")  # outside the mount point: read-only, no copy
+    assert panel.read_only_label.isVisible() and not panel.remote_note.isVisible()
 
 
 def test_a_key_outside_the_mount_point_is_read_only_with_the_reason(qtbot, panel):

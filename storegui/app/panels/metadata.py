@@ -40,6 +40,8 @@ from .metadata_table import (
 )
 
 HINT = "Select a key to see its metadata"
+REMOTE_NOTE = ("This key is only in the backing store: applying makes a local copy that "
+               "shadows the backing one. Push it to publish the change.")
 
 
 def _load(generation: int, store: Any, key: str) -> tuple[int, Any]:
@@ -121,6 +123,13 @@ class MetadataPanel(QWidget):
             "QLabel { background: palette(alternate-base); border: 1px solid palette(mid);"
             " border-radius: 4px; padding: 4px 6px; }")
         layout.addWidget(self.read_only_label)
+
+        # A remote key's metadata is written into a local copy: say so before Apply.
+        self.remote_note = QLabel(REMOTE_NOTE, self)
+        self.remote_note.setObjectName("remoteNote")
+        self.remote_note.setWordWrap(True)
+        self.remote_note.setStyleSheet(self.read_only_label.styleSheet())
+        layout.addWidget(self.remote_note)
 
         self.model = MetadataTableModel(self)
         self.table = QTableView(self)
@@ -337,6 +346,7 @@ class MetadataPanel(QWidget):
         self.model.set_read_only(True)
         self.header.setVisible(False)
         self.read_only_label.setVisible(False)
+        self.remote_note.setVisible(False)
         self.apply_error_label.clear()
         self.message.setStyleSheet("")
         self.message.setText(HINT)
@@ -350,6 +360,7 @@ class MetadataPanel(QWidget):
         self.model.set_read_only(True)
         self.apply_error_label.clear()
         self.read_only_label.setVisible(False)
+        self.remote_note.setVisible(False)
         self._fill_header(None)
         self.message.setStyleSheet("")
         self.message.setText("Loading…")
@@ -378,6 +389,7 @@ class MetadataPanel(QWidget):
         self.read_only_label.setText(f"Read-only: {details.write_denied_reason}"
                                      if read_only else "")
         self.read_only_label.setVisible(read_only)
+        self.remote_note.setVisible(details.origin == "remote" and not read_only)
         self.model.load(details.metadata)
         self.model.set_read_only(read_only)
         self._fit_columns()
@@ -449,4 +461,4 @@ class MetadataPanel(QWidget):
         self.apply_error_label.setVisible(bool(self.apply_error_label.text()))
 
 
-__all__ = ["HINT", "MetadataPanel"]
+__all__ = ["HINT", "REMOTE_NOTE", "MetadataPanel"]
