@@ -269,6 +269,7 @@ class MainWindow(QMainWindow):
             return False
         self._release_store()
         self.workspace, self.store, self.facts = workspace, store, None
+        self.tree.empty_text = empty_tree_text(workspace)
         self.model.set_store(store)
         self._reset_filter()
         self.metadata_panel.set_store(store)
@@ -567,6 +568,17 @@ class MainWindow(QMainWindow):
         # little for the rest, never forever.
         QThreadPool.globalInstance().waitForDone(CLOSE_WAIT_MS)
         super().closeEvent(event)
+
+
+def empty_tree_text(workspace: Workspace) -> str:
+    """What the tree says while the workspace has no keys: its two stores, and to drop files."""
+    where = f"under {workspace.mount_point}" if workspace.mount_point else "at the top level"
+    return ("No keys yet.\n\n"
+            f"Backing store: {workspace.backing_url}\n"
+            "the large store, usually shared; finished keys are pushed to it.\n\n"
+            f"Mount store: {workspace.mount_url}\n"
+            f"your writable store, shown {where}; new keys and edits go here.\n\n"
+            "Drop files here to store them as keys (or use File > New Key from File).")
 
 
 def disconnect_in_background(store: Any) -> None:

@@ -6,6 +6,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, QThreadPool
 
 from storegui.app import MainWindow
+from storegui.config import Workspace
 from storegui.stores import StoreKeyError
 from storegui.stores.errors import store_label
 
@@ -72,3 +73,34 @@ def test_delete_says_deleted_and_the_preview_does_not_read_a_gone_key(
         assert message == f"Deleted {key} (the backing store's version shows again)"
     assert "Could not" not in window.preview_panel.message_label.text()
     assert dialogs.texts("warning") == []
+
+
+def test_an_empty_workspace_says_what_its_stores_are_and_that_files_can_be_dropped(
+        qtbot, make_window, tmp_path):
+    (tmp_path / "empty-backing").mkdir()
+    ws = Workspace("empty", str(tmp_path / "empty-backing"),
+                   f"sqlite://{tmp_path / 'empty.db'}", "work/")
+    window = make_window(ws)
+    text = window.tree.empty_state_text()
+    assert "Backing store: " + ws.backing_url in text
+    assert "Mount store: " + ws.mount_url in text
+    assert "Drop files here" in text and "under work/" in text
+    assert painted_colours(window) > 1  # the text is drawn in the viewport
+
+    window.filter_box.setText("*.csv")  # a filter that matches nothing says so
+    qtbot.waitUntil(lambda: window.tree.empty_state_text() == window.tree.no_match_text)
+    window.filter_box.clear()
+    qtbot.waitUntil(lambda: window.tree.empty_state_text() == text)
+
+    window.store.from_bytes("work/first.txt", b"1")  # a key: no empty state any more
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1)
+    assert window.tree.empty_state_text() == ""
+    assert painted_colours(window, rows=False) == 1  # below the row: blank
+
+
+def painted_colours(window: MainWindow, rows: bool = True) -> int:
+    """How many colours the tree's viewport shows (below its rows if not ``rows``)."""
+    image = window.tree.viewport().grab().toImage()
+    top = 0 if rows else image.height() // 2
+    return len({image.pixel(x, y) for x in range(0, image.width(), 3)
+                for y in range(top, image.height(), 3)})

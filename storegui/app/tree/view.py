@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
 from .model import MODIFIED, NAME, ORIGIN, SIZE
@@ -27,6 +27,10 @@ class KeyTreeView(QTreeView):
     While dragging, the target row (or the whole view, for the top level) is
     outlined: in the highlight colour where the drop is accepted, dashed red
     where it is refused.
+
+    While the model has no rows and lists nothing, the viewport shows
+    ``empty_text`` (the window says there what the stores are and that files
+    can be dropped), or ``no_match_text`` while the model filters rows.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -38,6 +42,8 @@ class KeyTreeView(QTreeView):
         self.drag_handler: Any = None
         self._drop_hint: tuple[QModelIndex, bool] | None = None
         self._press_pos: QPoint | None = None
+        self.empty_text = ""
+        self.no_match_text = "No loaded key matches the filter."
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
         self.setDropIndicatorShown(False)  # the outline below shows where a drop lands
         self.setAutoExpandDelay(800)  # a folder hovered while dragging opens
@@ -71,6 +77,23 @@ class KeyTreeView(QTreeView):
         header.setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
         self.pager.attach(model)
+        # Rows inserted or removed repaint the viewport anyway; a listing that ends
+        # with no rows, or a filter, changes only what the empty state says.
+        for name in ("folderLoaded", "filterApplied", "modelReset"):
+            signal = getattr(model, name, None)
+            if signal is not None:
+                signal.connect(self.viewport().update)
+
+    def empty_state_text(self) -> str:
+        """What the viewport shows now for an empty tree ("" while it has rows, or lists)."""
+        model = self.model()
+        if model is None or model.rowCount() > 0:
+            return ""
+        if getattr(model, "is_loading", lambda: False)():
+            return ""
+        if getattr(model, "name_filter", ""):
+            return self.no_match_text
+        return self.empty_text
 
     def expand_loaded(self, limit: int = 500) -> None:
         """Expand the loaded folders that are visible (e.g. to show filter matches).
@@ -138,6 +161,9 @@ class KeyTreeView(QTreeView):
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
         super().paintEvent(event)
+        empty = self.empty_state_text()
+        if empty:
+            self._paint_empty_state(empty)
         if self._drop_hint is None:
             return
         index, accepted = self._drop_hint
@@ -155,6 +181,17 @@ class KeyTreeView(QTreeView):
         fill.setAlpha(40 if accepted else 18)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect.adjusted(1, 1, -2, -2), 3, 3)
+        painter.end()
+
+    def _paint_empty_state(self, text: str) -> None:
+        area = self.viewport().rect()
+        margin = max(12, self.fontMetrics().height())
+        width = min(area.width() - 2 * margin, 64 * self.fontMetrics().averageCharWidth())
+        rect = QRect(0, 0, max(width, 40), area.height() - 2 * margin)
+        rect.moveCenter(area.center())
+        painter = QPainter(self.viewport())
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), text)
         painter.end()
 
     # ------------------------------------------------------------------ dragging keys out
