@@ -391,7 +391,10 @@ def test_push_failures_name_the_key_and_do_not_stop_the_rest(cli, ws):
     out = json.loads(r.out)
     assert out["keys"] == ["data/local.txt"]
     assert [e["target"] for e in out["errors"]] == ["data/remote.txt"]
-    one_error_line(Result(r.code, "", r.err), "data/remote.txt")
+    assert out["errors"][0]["key"] == "data/remote.txt"
+    (line,) = r.err.strip().splitlines()  # with --json, the error line is JSON too
+    assert json.loads(line)["target"] == "data/remote.txt"
+    one_error_line(cli("push", "data/remote.txt"), "data/remote.txt")
 
 
 def test_pull_and_revert(cli, ws):
@@ -533,8 +536,38 @@ def test_the_default_workspace_is_used_without_options(cli):
 def test_usage_errors_exit_2(cli, args):
     r = cli(*args)
     assert r.code == 2
-    assert "usage: storegui" in r.err
+    if "--json" in args:
+        assert json.loads(r.err)["kind"] == "usage"
+    else:
+        assert "usage: storegui" in r.err
     assert "Traceback" not in r.err
+
+
+def json_error(result: Result, code: int = 1) -> dict:
+    """The one JSON error line of a ``--json`` run that failed (nothing on stdout)."""
+    assert result.code == code, result
+    assert result.out == ""
+    (line,) = result.err.strip().splitlines()
+    error = json.loads(line)
+    assert set(error) >= {"error", "kind", "key"}, error
+    return error
+
+
+def test_json_errors_are_a_json_object_on_stderr(cli, tmp_path):
+    assert json_error(cli("get", "data/absent", "--json")) == {
+        "error": "no such key 'data/absent'", "kind": "StoreKeyError", "key": "data/absent"}
+    error = json_error(cli("meta", "other/readme.txt", "--set", "a=1", "--json"))
+    assert (error["kind"], error["key"]) == ("ReadOnlyError", "other/readme.txt")
+    error = json_error(cli("put", "data/x", str(tmp_path / "nope"), "--json"))
+    assert error["kind"] == "file" and "nope" in error["error"]
+    error = json_error(cli("--json", "ls", "--no-such-option"), code=2)
+    assert error["kind"] == "usage" and "--no-such-option" in error["error"]
+    error = json_error(cli("meta", "data/k", "--set", "=3", "--json"), code=2)
+    assert error["kind"] == "usage" and error["key"] is None
+    # without --json, still the plain line
+    one_error_line(cli("get", "data/absent"), "no such key 'data/absent'")
+    assert "--json an error is one JSON line" in cli("--help", workspace=False).out.replace(
+        "\n", " ")
 
 
 @pytest.mark.parametrize("args", [

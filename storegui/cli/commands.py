@@ -27,7 +27,10 @@ from .output import (
     describe_error,
     entry_json,
     entry_row,
+    error_key,
+    error_kind,
     metadata_lines,
+    report_error,
     table,
     write_json,
 )
@@ -240,7 +243,11 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
             else:
                 results.append({"key": f.key, "metadata": md})
         for path_skipped, reason in skipped:
-            sys.stderr.write(f"{APP_NAME}: skipped {path_skipped!r}: {reason}\n")
+            if json_out:
+                report_error(f"skipped {path_skipped!r}: {reason}", True, "skipped",
+                            path=str(path_skipped))
+            else:
+                sys.stderr.write(f"{APP_NAME}: skipped {path_skipped!r}: {reason}\n")
         failed = bool(skipped)
     else:
         path = Path(args.file)
@@ -299,8 +306,9 @@ def cmd_transfer(store: Any, args: argparse.Namespace, parser: argparse.Argument
         done.extend(keys)
         if exc is not None:
             message = describe_error(exc)
-            sys.stderr.write(f"storegui: error: {message}\n")
-            errors.append({"target": target, "error": message})
+            report_error(message, json_out, error_kind(exc), error_key(exc), target=target)
+            errors.append({"target": target, "error": message, "kind": error_kind(exc),
+                           "key": error_key(exc)})
         elif not json_out:
             _lines([f"{_PAST[action]} {k}" for k in keys])
             if not keys:

@@ -4,7 +4,8 @@
 and opens its window. Every verb (``ls``, ``get``, ``put``, ``meta``, ``push``,
 ``pull``, ``revert``, ``query``, ``workspaces``) runs without a display and
 never imports Qt. Exit codes: 0 success, 1 the operation failed, 2 usage
-error; an error is one line on stderr (``--debug`` adds the traceback).
+error; an error is one line on stderr (``--debug`` adds the traceback), with
+``--json`` a JSON object on one line (:func:`~storegui.cli.output.error_json`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import APP_NAME, __version__
 from ..config import (
@@ -27,7 +28,13 @@ from ..config import (
 )
 from ..stores.errors import StoreError
 from .commands import COMMANDS
-from .output import CommandError, describe_error
+from .output import (
+    CommandError,
+    describe_error,
+    error_key,
+    error_kind,
+    report_error,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,10 +65,30 @@ def assignment(text: str) -> tuple[str, Any]:
     return name, parse_value(value)
 
 
+JSON_ERRORS_HELP = (
+    'With --json an error is one JSON line on stderr instead: {"error": MESSAGE, '
+    '"kind": KIND, "key": KEY or null}; KIND is "usage" (exit 2), "StoreKeyError", '
+    '"InvalidKeyError", "InvalidMetadataError", "ReadOnlyError" or another store error\'s '
+    'class name, "file" (a local file), "failed", "interrupted" or "internal".'
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are a JSON line when ``--json`` was given."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            _json_error(message, "usage")
+            raise SystemExit(EXIT_USAGE)
+        super().error(message)
+
+
 def _common_options() -> argparse.ArgumentParser:
     # SUPPRESS keeps a subparser from overwriting what the main parser read
     # (`storegui --workspace w ls` and `storegui ls --workspace w` both work).
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     add_workspace_options(common.add_argument_group("workspace (default: the default workspace)"))
     common.add_argument("--json", action="store_true", help="output JSON for scripts")
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -71,11 +98,12 @@ def _common_options() -> argparse.ArgumentParser:
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The argument parser, and each verb's sub-parser by name."""
     common = _common_options()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=APP_NAME, parents=[common],
         description="Manage key-value stores: a writable mount store over a backing store. "
                     "Without a command, open the desktop app.",
-        epilog="Exit status: 0 success, 1 the operation failed, 2 usage error.",
+        epilog="Exit status: 0 success, 1 the operation failed, 2 usage error. "
+               + JSON_ERRORS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -161,8 +189,11 @@ def workspace_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> W
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"{APP_NAME}: error: {message}\n")
-    sys.stderr.flush()
+    report_error(message)
+
+
+def _json_error(message: str, kind: str, key: Any = None) -> None:
+    report_error(message, True, kind, key)
 
 
 @contextlib.contextmanager
@@ -211,11 +242,14 @@ def _exit_code(exc: SystemExit) -> int:
     return EXIT_FAILED
 
 
-def _guarded(debug: bool, call: Callable[[], int]) -> int:
+def _guarded(debug: bool, call: Callable[[], int], json_errors: bool = False) -> int:
     try:
         return call()
     except KeyboardInterrupt:
-        sys.stderr.write(f"\n{APP_NAME}: interrupted\n")
+        if json_errors:
+            _json_error("interrupted", "interrupted")
+        else:
+            sys.stderr.write(f"\n{APP_NAME}: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`storegui ls | head`): stop quietly.
@@ -225,13 +259,19 @@ def _guarded(debug: bool, call: Callable[[], int]) -> int:
     except (StoreError, CommandError, KeyError, OSError, ValueError) as exc:
         if debug:
             traceback.print_exc()
-        _error(describe_error(exc))
+        if json_errors:
+            _json_error(describe_error(exc), error_kind(exc), error_key(exc))
+        else:
+            _error(describe_error(exc))
         return EXIT_FAILED
     except Exception as exc:  # a bug: still one line, unless --debug asks for more
         if debug:
             traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {describe_error(exc)}"
-               + ("" if debug else " (--debug shows the traceback)"))
+        message = f"internal error: {type(exc).__name__}: {describe_error(exc)}"
+        if json_errors:
+            _json_error(message, "internal")
+        else:
+            _error(message + ("" if debug else " (--debug shows the traceback)"))
         return EXIT_FAILED
 
 
@@ -239,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, verbs = build_parser()
+    # Known before parsing, so that a usage error found while parsing is JSON too.
+    json_errors = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+    for p in (parser, *verbs.values()):
+        p.json_errors = json_errors
     try:
         args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:
@@ -246,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     if args.command is None:
         # The app reads its own options (and Qt's) from argv.
-        return _guarded(debug, lambda: launch_app(argv))
+        return _guarded(debug, lambda: launch_app(argv), json_errors)
     verb_parser = verbs[args.command]
     command = COMMANDS[args.command]
 
@@ -260,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             return command(store, args, verb_parser)
 
     try:
-        return _guarded(debug, run_verb)
+        return _guarded(debug, run_verb, json_errors)
     except SystemExit as exc:  # usage errors found after parsing
         return _exit_code(exc)
 

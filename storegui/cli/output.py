@@ -8,12 +8,58 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from ..stores.errors import StoreKeyError
+from ..stores.errors import StoreError, StoreKeyError
 from ..stores.value import Entry
 
 
 class CommandError(Exception):
-    """A command cannot do what was asked; the message says why (exit code 1)."""
+    """A command cannot do what was asked; the message says why (exit code 1).
+
+    ``key`` names the key concerned, if any (``--json`` errors report it).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``kind`` of a ``--json`` error: a store error's class name (``StoreKeyError``,
+    ``InvalidKeyError``, ``ReadOnlyError``...), ``file`` for a local file's error,
+    ``failed`` for any other refusal of a command."""
+    if isinstance(exc, StoreError):
+        return type(exc).__name__
+    if isinstance(exc, KeyError):
+        return "StoreKeyError"
+    if isinstance(exc, OSError):
+        return "file"
+    return "failed"
+
+
+def error_json(message: str, kind: str, key: Any = None) -> dict:
+    """An error as ``--json`` reports it (one line on stderr):
+    ``{"error": message, "kind": kind, "key": key or null}``."""
+    return {"error": message, "kind": kind, "key": key}
+
+
+def report_error(message: str, as_json: bool = False, kind: str = "failed", key: Any = None,
+                **extra: Any) -> None:
+    """One error line on stderr: ``storegui: error: message``, or with ``as_json``
+    the :func:`error_json` object (plus ``extra`` fields) on one line."""
+    if as_json:
+        line = json.dumps({**error_json(message, kind, key), **extra}, ensure_ascii=False)
+    else:
+        line = f"storegui: error: {message}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def error_key(exc: BaseException) -> Any:
+    """The key an error concerns, or None."""
+    key = getattr(exc, "key", None)
+    if key is None and isinstance(exc, KeyError) and not isinstance(exc, StoreError) and exc.args:
+        key = exc.args[0]
+    return key if isinstance(key, str) else None
 
 
 def describe_error(exc: BaseException) -> str:
