@@ -353,9 +353,50 @@ def test_meta_shows_sets_and_unsets(cli, ws):
     r = cli("meta", "data/local.txt", "--set", "n=4", "--set", "tags=[\"a\"]", "--set", "s=text")
     assert (r.code, r.out) == (0, "")
     assert read(ws, "data/local.txt")[1] == {"kind": "local", "n": 4, "tags": ["a"], "s": "text"}
-    r = cli("meta", "data/local.txt", "--unset", "tags", "--unset", "never-there", "--json")
+    r = cli("meta", "data/local.txt", "--unset", "tags", "--json")
     assert json.loads(r.out) == {"kind": "local", "n": 4, "s": "text"}
     assert read(ws, "data/local.txt")[1] == {"kind": "local", "n": 4, "s": "text"}
+
+
+def test_meta_unset_of_a_missing_field_fails_and_changes_nothing(cli, ws):
+    r = cli("meta", "data/local.txt", "--unset", "kind", "--unset", "never-there")
+    one_error_line(r, "'data/local.txt' has no field 'never-there'")
+    assert read(ws, "data/local.txt")[1] == {"kind": "local", "n": 3}
+
+
+@pytest.mark.parametrize("name", ["1x", "a-b", "with space", "ä.b"])
+def test_meta_and_put_refuse_names_the_app_refuses(cli, ws, tmp_path, name):
+    from storegui.app.panels.value_types import name_problem
+    from storegui.stores.metadata import field_name_problem
+
+    assert name_problem(name) == field_name_problem(name) is not None  # one rule
+    r = cli("meta", "data/local.txt", "--set", f"{name}=3")
+    assert r.code == 2 and "is not a valid name" in r.err and name in r.err
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"x")
+    r = cli("put", "data/f.txt", str(src), "--meta", f"{name}=3")
+    assert r.code == 2 and "is not a valid name" in r.err
+    assert read(ws, "data/local.txt")[1] == {"kind": "local", "n": 3}
+    assert not exists(ws, "data/f.txt")
+
+
+def test_meta_keeps_accepting_a_name_the_key_already_has(cli, ws):
+    with ws.open() as store:
+        store.update_metadata("data/local.txt", {"odd-name": 1})
+    assert cli("meta", "data/local.txt", "--set", "odd-name=2").code == 0
+    assert cli("meta", "data/local.txt", "--unset", "odd-name").code == 0
+    assert read(ws, "data/local.txt")[1] == {"kind": "local", "n": 3}
+
+
+def test_meta_set_of_a_derived_field_warns(cli, ws):
+    r = cli("meta", "data/local.txt", "--set", "size=5")
+    assert r.code == 0
+    assert r.err.startswith("storegui: warning: 'size' of 'data/local.txt' is normally computed")
+    assert read(ws, "data/local.txt")[1]["size"] == 5
+    r = cli("meta", "data/local.txt", "--set", "sha256=x", "--json")
+    warning = json.loads(r.err)
+    assert (warning["field"], warning["key"]) == ("sha256", "data/local.txt")
+    assert cli("meta", "data/local.txt", "--set", "note=1").err == ""
 
 
 def test_meta_set_on_a_remote_key_makes_a_local_copy(cli, ws):

@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import APP_NAME, config
 from ..stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
-from ..stores.importing import import_file, import_stream, plan_import, unreadable_reason
+from ..stores.importing import DERIVED, import_file, import_stream, plan_import, unreadable_reason
+from ..stores.metadata import field_name_problem
 from ..stores.transfer.streaming import copy_stream
 from ..stores.value import Entry
 from .output import (
@@ -212,6 +213,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
     """
     key: str = args.key
     extra = dict(args.meta)
+    _check_names(extra, parser, "--meta")
     json_out = getattr(args, "json", False)
     failed = False  # put -r skipped a file
     if args.file == "-":
@@ -264,25 +266,59 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
 # ---------------------------------------------------------------------------- meta
 
 
+def _check_names(names: Any, parser: argparse.ArgumentParser, option: str,
+                 existing: Any = ()) -> None:
+    """Refuse (a usage error) a new field name the app would refuse too."""
+    for name in names:
+        problem = None if name in existing else field_name_problem(name)
+        if problem:
+            parser.error(f"{option} {name}=...: {problem}")
+
+
+def _warn(message: str, json_out: bool, **fields: Any) -> None:
+    if json_out:
+        sys.stderr.write(json.dumps({"warning": message, **fields}, ensure_ascii=False) + "\n")
+    else:
+        sys.stderr.write(f"{APP_NAME}: warning: {message}\n")
+
+
 def cmd_meta(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``meta KEY [--set n=v] [--unset n]``: show, or change, a key's metadata."""
+    """``meta KEY [--set n=v] [--unset n]``: show, or change, a key's metadata.
+
+    A new field's name must be one :func:`~storegui.stores.metadata.field_name_problem`
+    accepts (as in the app); ``--unset`` of a field the key does not have
+    fails (nothing is changed); ``--set`` of a derived field (size, sha256,
+    mtime) warns that the value no longer comes from the data.
+    """
     key: str = args.key
     changes = dict(args.set)
+    json_out = getattr(args, "json", False)
     if changes or args.unset:
         _check_writable(store, key)
         with _writing(store, key), store.transaction(f"meta {key}"):
+            md = store.get_metadata(key)
+            _check_names(changes, parser, "--set", existing=md)
+            missing = [name for name in dict.fromkeys(args.unset) if name not in md]
+            if missing:
+                names = ", ".join(repr(n) for n in missing)
+                raise CommandError(f"key {key!r} has no field {names} to unset "
+                                   "(nothing was changed)", key)
+            for name in changes:
+                if name in DERIVED:
+                    _warn(f"{name!r} of {key!r} is normally computed from its data "
+                          f"({', '.join(DERIVED)}); the value set replaces it until the "
+                          "data is written again", json_out, key=key, field=name)
             if args.unset:
-                md = store.get_metadata(key)
                 for name in args.unset:
                     md.pop(name, None)
                 md.update(changes)
                 store.set_metadata(key, md)
             else:
                 store.update_metadata(key, changes)
-        if not getattr(args, "json", False):
+        if not json_out:
             return 0
     md = store.get_metadata(key)
-    if getattr(args, "json", False):
+    if json_out:
         write_json(md)
     else:
         _lines(metadata_lines(md))

@@ -39,6 +39,23 @@ _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _decode = json.JSONDecoder().decode
 
 
+def field_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a new metadata field's name, or None if it can.
+
+    The rule the app's editor and the command line share: a name is a Python
+    identifier (letters, digits and ``_``, not starting with a digit), so that
+    it can be a query's keyword argument. Stores themselves accept any string
+    name, so names a key already has are kept whatever they are.
+    """
+    if not name:
+        return "a name is required"
+    if not name.isidentifier():
+        shown = name if len(name) <= 40 else name[:39] + "…"
+        return (f"{shown!r} is not a valid name (use letters, digits and _; "
+                "not starting with a digit)")
+    return None
+
+
 def _make_encode() -> Any:
     """``_encoder.encode``, minus the set-up ``JSONEncoder.encode`` repeats on every call.
 

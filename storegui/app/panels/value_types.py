@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ...stores.metadata import field_name_problem
+
 
 class ValueType(StrEnum):
     """The JSON types a metadata value can have, as named in the editor."""
@@ -231,12 +233,7 @@ def convert_text(text: str, old: ValueType, new: ValueType) -> str:
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a metadata name, or None if it can (a Python identifier)."""
-    if not name:
-        return "a name is required"
-    if not name.isidentifier():
-        return (f"{_quote(name)} is not a valid name (use letters, digits and _; "
-                "not starting with a digit)")
-    return None
+    return field_name_problem(name)
 
 
 @dataclass(frozen=True, slots=True)
