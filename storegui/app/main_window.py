@@ -232,7 +232,11 @@ class MainWindow(QMainWindow):
         self.metadata_panel.metadataApplied.connect(lambda key: self.model.refresh_keys([key]))
         self.preview_panel.statusMessage.connect(self.show_status)
         self.transfers.statusMessage.connect(self.show_status)
+        self._transfers_dismissed = False
         self.transfer_panel.wantsAttention.connect(self.show_transfers)
+        self.transfers.jobAdded.connect(self._on_transfer_queued)
+        self.transfer_dock.visibilityChanged.connect(self._on_transfer_dock_visibility)
+        self.transfers.idle.connect(lambda: setattr(self, "_transfers_dismissed", False))
         self.transfer_status.showRequested.connect(self.show_transfers)
         self.search_panel.statusMessage.connect(self.show_status)
         self.search_panel.searchFailed.connect(self.show_status)
@@ -495,6 +499,17 @@ class MainWindow(QMainWindow):
         """Show the transfer panel."""
         self.transfer_dock.show()
         self.transfer_dock.raise_()
+
+    def _on_transfer_queued(self, _job: TransferJob) -> None:
+        # Closed while transfers run, the panel stays closed for them (the status
+        # bar shows their progress) until the queue is idle; a failure opens it.
+        if not self._transfers_dismissed:
+            self.show_transfers()
+
+    def _on_transfer_dock_visibility(self, visible: bool) -> None:
+        if not visible and self.transfers.is_busy() and not self._closing \
+                and not self.isMinimized():
+            self._transfers_dismissed = True
 
     # ------------------------------------------------------------------ messages
 

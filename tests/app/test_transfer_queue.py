@@ -393,3 +393,33 @@ def test_full_collections_nest_and_leave_a_threshold_set_meanwhile_alone():
         assert gc.get_threshold() == (before[0], before[1], 50)
     finally:
         gc.set_threshold(*before)
+
+
+def test_the_transfers_panel_opens_when_a_transfer_starts_with_its_row_in_view(
+        qtbot, window):
+    assert not window.transfer_dock.isVisible()
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/local.txt")
+    action(window, "push").trigger()  # a transfer: the panel opens
+    qtbot.waitUntil(window.transfer_dock.isVisible)
+    panel = window.transfer_panel
+    release = threading.Event()
+    started = [threading.Event() for _ in range(40)]
+    jobs = [window.transfers.submit(f"Job {i}", gated(started[i], release)) for i in range(40)]
+    viewport = panel.view.viewport()
+
+    def row_in_view(job) -> bool:
+        rect = panel.view.visualRect(panel.model.index(panel.model.row_of(job), 0))
+        return rect.isValid() and viewport.rect().contains(rect)
+
+    qtbot.waitUntil(lambda: row_in_view(jobs[-1]))  # the newest row scrolled into view
+    assert not row_in_view(jobs[0])
+
+    window.transfer_dock.close()  # closed by the user while transfers run: it stays closed
+    extra = window.transfers.submit("Extra", gated(threading.Event(), release))
+    assert not window.transfer_dock.isVisible()
+    release.set()
+    qtbot.waitUntil(lambda: not window.transfers.is_busy())
+    assert extra.state is JobState.DONE
+    window.transfers.submit("After", lambda progress, cancel: None)  # the next ones show it
+    qtbot.waitUntil(window.transfer_dock.isVisible)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -257,9 +257,10 @@ class TransferPanel(QWidget):
     Signals
     -------
     wantsAttention()
-        A job failed: show the panel. (Running jobs do not ask for it: the
-        status bar shows their overall progress, and opening a dock in the
-        middle of a transfer re-lays out the whole window.)
+        A job failed: show the panel.
+
+    A new job's row is scrolled into view (once the panel is laid out: the
+    window shows the panel when a job is queued).
     """
 
     wantsAttention = Signal()
@@ -321,7 +322,7 @@ class TransferPanel(QWidget):
         layout.addWidget(self.view)
 
         queue.jobChanged.connect(self._on_job_changed)
-        queue.jobAdded.connect(lambda _job: self._update_summary())
+        queue.jobAdded.connect(self._on_job_added)
         queue.jobsRemoved.connect(lambda _jobs: self._update_summary())
         queue.progressed.connect(self._on_progressed)
         self._update_summary()
@@ -349,6 +350,17 @@ class TransferPanel(QWidget):
             self.queue.cancel(job)
         elif job.state in (JobState.FAILED, JobState.CANCELLED):
             self.queue.retry(job)
+
+    def _on_job_added(self, job: TransferJob) -> None:
+        self._update_summary()
+        # After the dock that holds the panel is shown and laid out: a queued call.
+        QTimer.singleShot(0, self, lambda: self.scroll_to(job))
+
+    def scroll_to(self, job: TransferJob) -> None:
+        """Scroll ``job``'s row into view (if still listed)."""
+        row = self.model.row_of(job)
+        if row >= 0:
+            self.view.scrollTo(self.model.index(row, TITLE))
 
     def _on_job_changed(self, job: TransferJob) -> None:
         if job.state is JobState.FAILED:
