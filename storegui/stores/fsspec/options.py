@@ -59,6 +59,23 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
+def check_bucket(protocol: str, url: str) -> None:
+    """Refuse an object store URL that names no bucket (``s3://``, ``s3:///prefix``).
+
+    Raises
+    ------
+    StoreError
+        The URL is an S3 (or GCS) URL without a bucket name.
+    """
+    if protocol not in S3 | {"gs", "gcs"}:
+        return
+    scheme, _, rest = url.partition("://")
+    if not rest.split("/", 1)[0].rsplit("@", 1)[-1]:
+        what = "an S3" if protocol in S3 else "a GCS"
+        raise StoreError(f"{what} URL needs a bucket: {scheme.lower()}://BUCKET[/PREFIX] "
+                         f"(not {safe_url(url)!r})")
+
+
 def endpoint_of(protocol: str, options: Mapping[str, Any], url: str) -> str:
     """Where requests go: the S3 endpoint URL, or the scheme and host of the URL."""
     endpoint = options.get("endpoint_url") or (options.get("client_kwargs") or {}).get(

@@ -57,7 +57,15 @@ from .keys import (
     url_quote,
 )
 from .keys import url_unquote as _url_unquote
-from .options import HTTP, S3, endpoint_of, filesystem_options, safe_url, secret_values
+from .options import (
+    HTTP,
+    S3,
+    check_bucket,
+    endpoint_of,
+    filesystem_options,
+    safe_url,
+    secret_values,
+)
 from .records import current, matches_data, times
 from .remotefs import ObjectInfo, RemoteFS, object_info
 from .sweep import MAX_MARKERS, MAX_REPAIRS, _none
@@ -170,6 +178,7 @@ class FsspecStore(Store):
                              f"(S3's smallest multipart part), not {block_size}")
         self._url = safe_url(url)
         self._root = self._cls._strip_protocol(url).rstrip("/")
+        check_bucket(self.protocol, url)
         self._options = {**self._cls._get_kwargs_from_urls(url), **storage_options}
         if endpoint_url is not None:
             self._options["endpoint_url"] = endpoint_url
