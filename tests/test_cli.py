@@ -265,6 +265,30 @@ def test_get_into_a_folder_refuses_a_dangling_link_there(cli, tmp_path):
     assert (tmp_path / "shared.txt").is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+def test_get_into_a_missing_folder_names_the_target_not_a_temporary_file(cli, tmp_path):
+    target = tmp_path / "missing" / "dir" / "x.txt"
+    r = cli("get", "data/local.txt", str(target))
+    one_error_line(r, f"cannot save 'data/local.txt' to '{target}'",
+                   f"the folder '{target.parent}' does not exist")
+    assert ".part" not in r.err
+    (tmp_path / "file").write_text("")
+    one_error_line(cli("get", "data/local.txt", str(tmp_path / "file" / "x.txt")),
+                   "is not a folder")
+
+
+def test_get_into_an_unwritable_folder_names_the_target(cli, tmp_path, monkeypatch):
+    from storegui.cli import commands
+
+    def refused(src, dest, bar, size):  # as writing the temporary file fails there
+        raise PermissionError(13, "Permission denied", str(dest.parent / ".x.txt.or1z.part"))
+
+    monkeypatch.setattr(commands, "_save_to_file", refused)
+    target = tmp_path / "x.txt"
+    r = cli("get", "data/local.txt", str(target))
+    one_error_line(r, f"cannot save 'data/local.txt' to '{target}': Permission denied")
+    assert ".part" not in r.err
+
+
 def test_get_to_a_full_disk_names_the_key(ws):
     with open("/dev/full", "wb") as full:
         r = storegui("get", "data/shared.txt", "-", ws=ws, stdout=full)

@@ -161,6 +161,11 @@ def cmd_get(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
                                "to replace the link itself)")
         if dest.exists() and not args.force:
             raise CommandError(f"{str(dest)!r} already exists (use --force to replace it)")
+        folder = dest.parent
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise CommandError(f"cannot save {key!r} to {str(dest)!r}: the folder "
+                               f"{str(folder)!r} {what}", key)
     value = store.get(key)
     existed = dest is not None and os.path.lexists(dest)
     try:
@@ -174,7 +179,12 @@ def cmd_get(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
     except OSError as exc:
         reason = no_room_reason(exc)
         if reason is None:
-            raise
+            if dest is None or exc.filename in (None, str(dest)):
+                raise
+            # the error names the temporary file the data is written to first: name
+            # the file asked for instead
+            raise CommandError(f"cannot save {key!r} to {str(dest)!r}: "
+                               f"{exc.strerror or exc}", key) from exc
         target = "standard output" if dest is None else repr(str(dest))
         if dest is None:
             after = ""  # what reached stdout before the error is out of our hands
