@@ -76,3 +76,58 @@ def test_every_package_is_in_the_wheel():
     found = {".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "storegui").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def _sh_blocks(text: str) -> list[str]:
+    import re
+    return [block.strip() for block in re.findall(r"```sh\n(.*?)```", text, re.S)]
+
+
+def test_the_readme_starts_with_the_two_venv_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install, test = _sh_blocks(readme)[:2]
+    # a virtual environment: pip into python3 itself fails under PEP 668 (Debian 12, Ubuntu)
+    assert install == "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/storegui"
+    assert test == ("python3 -m venv .venv && .venv/bin/pip install '.[test]' "
+                    "&& .venv/bin/python -m pytest")
+    assert readme.index(install) < readme.index("## ")  # before any section
+    ci = " ".join((ROOT / ".ci" / "run").read_text().replace("\\\n", " ").split())
+    assert ("python3 -m venv .venv && .venv/bin/pip install --quiet "
+            "--disable-pip-version-check '.[test]' && .venv/bin/python -m pytest -q") in ci
+    assert "pipx install ." in readme
+
+
+def test_the_readme_gives_the_system_packages_the_app_checks_for():
+    from storegui.app.desktop_libs import APT_LINE, DNF_LINE, PACMAN_LINE
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert APT_LINE in _sh_blocks(readme)
+    flat = " ".join(readme.split())
+    assert DNF_LINE in flat and PACMAN_LINE in flat
+
+
+def test_test_dependencies_are_bounded_on_both_sides():
+    # Unbounded boto3 made pip backtrack through ~25 releases (issue #18).
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    test = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["test"]
+    bounded = {Requirement(r).name: Requirement(r).specifier for r in test}
+    for name in ("s3fs", "aiobotocore", "botocore", "boto3", "moto"):
+        operators = {spec.operator for spec in bounded[name]}
+        assert operators & {">=", ">", "=="} and operators & {"<", "<=", "=="}, name
+
+
+def test_a_deprecation_warning_from_storegui_fails_the_tests():
+    # pyproject.toml's filterwarnings: what a newer Python or library deprecates in
+    # storegui's own calls (SQLite's numbered bindings, ...) fails instead of scrolling by.
+    import warnings
+
+    with pytest.raises(DeprecationWarning):
+        warnings.warn_explicit("old API", DeprecationWarning, "storegui/stores/x.py", 1,
+                               module="storegui.stores.x")
+    with pytest.warns(DeprecationWarning):  # a library's own deprecations only warn
+        warnings.warn_explicit("old API", DeprecationWarning, "somelib/x.py", 1,
+                               module="somelib.x")
