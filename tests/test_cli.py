@@ -462,6 +462,12 @@ def test_push_failures_name_the_key_and_do_not_stop_the_rest(cli, ws):
     one_error_line(cli("push", "data/remote.txt"), "data/remote.txt")
 
 
+def test_push_of_a_key_that_does_not_exist_says_no_such_key(cli):
+    one_error_line(cli("push", "data/nope"), "no such key 'data/nope'")
+    one_error_line(cli("revert", "data/nope"), "no such key 'data/nope'")
+    one_error_line(cli("push", "data/remote.txt"), "'data/remote.txt' has no local copy to push")
+
+
 def test_pull_and_revert(cli, ws):
     r = cli("pull", "data/remote.txt")
     assert (r.code, r.out) == (0, "pulled data/remote.txt\n"), r.err

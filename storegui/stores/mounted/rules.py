@@ -65,8 +65,13 @@ def _discard(store: Any, key: str) -> str:
             "if any, had already been replaced by it)")
 
 
-def no_local(key: str, verb: str) -> str:
-    """The sentence for a key with no mount copy to push / revert."""
+def no_local(key: str, verb: str, exists: bool = True) -> str:
+    """The sentence for a key with no mount copy to push / revert.
+
+    ``exists`` False: the key is in neither store, and the sentence says so.
+    """
+    if not exists:
+        return f"no such key {key!r} (in neither the mount store nor the backing store)"
     return f"{key!r} has no local copy to {verb}"
 
 
@@ -200,7 +205,7 @@ def push_reason(target: Target, facts: MountFacts) -> str | None:
     if target.origin not in _LOCAL:
         if target.is_dir:
             return f"nothing under {target.key!r} has a local copy to push"
-        return no_local(target.key, "push")
+        return no_local(target.key, "push", target.origin is not None)
     return None
 
 
@@ -257,7 +262,7 @@ def revert_reason(target: Target, facts: MountFacts) -> str | None:
     if target.origin == "local":
         return no_backing(key)
     if target.origin != "shadowing":
-        return no_local(key, "revert")
+        return no_local(key, "revert", target.origin is not None)
     return None
 
 

@@ -566,7 +566,8 @@ class MountedStore(Store):
                 sizes[k] = self.mount_store.stat(self._short(k)).size
             except KeyError:
                 if key is not None:
-                    raise StoreKeyError(key, self, no_local(key, "push")) from None
+                    raise StoreKeyError(key, self, no_local(
+                        key, "push", self.backing_store.exists(key))) from None
         return _Plan(key, sizes)
 
     def _run_push(self, plan: _Plan, progress: TransferProgress, cancel: CancelToken | None,
@@ -899,7 +900,7 @@ class MountedStore(Store):
                     return False
                 if self.mount_store.exists(short):
                     raise StoreKeyError(key, self, no_backing(key))
-                raise StoreKeyError(key, self, no_local(key, "revert"))
+                raise StoreKeyError(key, self, no_local(key, "revert", False))
             try:
                 self.mount_store.delete(short)
             except KeyError:
