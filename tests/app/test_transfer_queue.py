@@ -16,7 +16,14 @@ from test_main_window import action, open_folder, origin, select
 
 from storegui.app.dnd.dropped_files import ImportItem, import_large_file
 from storegui.app.scheduling import FULL_COLLECTIONS, FullCollections, give_way
-from storegui.app.transfers.panel import ACTION, PROGRESS, STATE, ProgressRole, TransferPanel
+from storegui.app.transfers.panel import (
+    ACTION,
+    PROGRESS,
+    RATE,
+    STATE,
+    ProgressRole,
+    TransferPanel,
+)
 from storegui.app.transfers.queue import JobState, TransferQueue
 from storegui.stores import FileSystemStore, MemoryStore, MountedStore
 from storegui.stores.errors import TransferCancelled
@@ -90,7 +97,9 @@ def test_jobs_run_a_few_at_a_time_in_order_and_end_with_their_result(qtbot):
     results = []
     jobs = [queue.submit(f"job {n}", gated(*gate, result=n), kind="push",
                          on_done=results.append) for n, gate in enumerate(gates)]
-    assert [j.state for j in jobs] == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+    # The second starts once the first moved bytes (see the in-order test below).
+    qtbot.waitUntil(lambda: [j.state for j in jobs] == [JobState.RUNNING, JobState.RUNNING,
+                                                        JobState.QUEUED])
     assert queue.is_busy() and queue.queued_jobs() == [jobs[2]]
     qtbot.waitUntil(lambda: gates[0][0].is_set() and gates[1][0].is_set())
     assert not gates[2][0].is_set()  # the third waits for a free slot
@@ -423,3 +432,84 @@ def test_the_transfers_panel_opens_when_a_transfer_starts_with_its_row_in_view(
     assert extra.state is JobState.DONE
     window.transfers.submit("After", lambda progress, cancel: None)  # the next ones show it
     qtbot.waitUntil(window.transfer_dock.isVisible)
+
+
+def test_jobs_start_moving_bytes_in_order_and_show_waiting_until_they_do(qtbot, monkeypatch):
+    queue = TransferQueue(concurrency=2, interval_ms=10)
+    panel = TransferPanel(queue)
+    qtbot.addWidget(panel)
+    order: list[int] = []
+    lock_free = threading.Event()  # the first job waits for a store's lock before moving bytes
+
+    def job(i: int, wait: threading.Event | None = None):
+        def fn(progress, cancel):
+            progress(0, 10)
+            if wait is not None:
+                wait.wait(10)
+            order.append(i)
+            progress(10, 10)
+        return fn
+
+    ticks = []
+    queue.progressed.connect(lambda: ticks.append(1))
+    jobs = [queue.submit("First", job(0, lock_free)), queue.submit("Second", job(1)),
+            queue.submit("Third", job(2))]
+    qtbot.waitUntil(lambda: len(ticks) >= 10)
+    # Started, but no byte moved: "Waiting", no rate; the next job does not overtake it.
+    assert jobs[0].state is JobState.RUNNING
+    assert panel.model.index(0, STATE).data() == "Waiting"
+    assert panel.model.index(0, PROGRESS).data().startswith("Waiting")
+    assert panel.model.index(0, RATE).data() == ""
+    assert [j.state for j in jobs[1:]] == [JobState.QUEUED, JobState.QUEUED]
+    lock_free.set()
+    qtbot.waitUntil(lambda: all(j.state is JobState.DONE for j in jobs))
+    assert order == [0, 1, 2]
+
+
+def test_a_job_that_never_moves_bytes_holds_the_next_back_only_a_while(qtbot, monkeypatch):
+    monkeypatch.setattr("storegui.app.transfers.queue.START_HOLD_LIMIT", 0.1)
+    queue = TransferQueue(concurrency=2, interval_ms=10)
+    release = threading.Event()
+    silent = queue.submit("Silent", lambda progress, cancel: release.wait(10))
+    other = queue.submit("Other", lambda progress, cancel: None)
+    qtbot.waitUntil(lambda: other.state is JobState.DONE)
+    assert silent.state is JobState.RUNNING
+    release.set()
+    qtbot.waitUntil(lambda: silent.state is JobState.DONE)
+
+
+def test_three_large_imports_into_sqlite_end_in_the_order_they_were_queued(qtbot, tmp_path):
+    from storegui.stores import open_store
+    store = MountedStore("work/", open_store(f"sqlite://{tmp_path / 'm.db'}"),
+                         MemoryStore())
+    size = 24 << 20
+    chunk = os.urandom(1 << 20)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(chunk * (size >> 20))
+        paths.append(path)
+    queue = TransferQueue(concurrency=2)
+    ended: list[str] = []
+    queue.transferFinished.connect(lambda title, _result: ended.append(title))
+    for i, path in enumerate(paths):
+        item = ImportItem(f"work/f{i}.bin", str(path), size)
+        queue.submit(f"f{i}", lambda p, c, item=item: import_large_file(store, item, p, c),
+                     total=size)
+    qtbot.waitUntil(lambda: not queue.is_busy(), timeout=60000)
+    assert ended == ["f0", "f1", "f2"]
+    store.disconnect()
+
+
+def test_preparing_to_import_is_cleared_once_the_drop_is_planned(qtbot, window, tmp_path):
+    source = tmp_path / "dropped.txt"
+    source.write_bytes(b"dropped\n")
+    events: list[str] = []
+    window.drop_importer.statusMessage.connect(events.append)
+    window.transfers.jobAdded.connect(lambda job: events.append(f"job: {job.title}"))
+    window.commands.import_files_under("work/", [str(source)])
+    qtbot.waitUntil(lambda: any(e.startswith("job: ") for e in events))
+    assert events[0].startswith("Preparing to import")
+    assert events[1] == "" and events[2].startswith("job: Import 'dropped.txt' into ")
+    assert not window.statusBar().currentMessage().startswith("Preparing")
+    qtbot.waitUntil(lambda: not window.transfers.is_busy())

@@ -320,6 +320,8 @@ class DropImporter(QObject):
 
     def _planned(self, session: DropSession, scan: DropScan) -> None:
         session.scan = scan
+        if self._planning <= 1:  # no other drop is being planned: "Preparing to…" is over
+            self.statusMessage.emit("")
         if len(scan.items) >= FREEZE_AFTER:
             # The plan is thousands of long-lived objects, and the import workers allocate
             # fast: full collections then walk the whole heap holding the GIL, stalling the

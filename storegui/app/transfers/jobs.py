@@ -87,6 +87,11 @@ class TransferJob:
             self.total = total
 
     @property
+    def moving(self) -> bool:
+        """Whether the job has moved bytes (a running job may wait first: for a store's lock)."""
+        return self.done > 0 or self.state is JobState.DONE
+
+    @property
     def fraction(self) -> float | None:
         """Done over total, between 0 and 1 (None if the total is unknown)."""
         if self.state is JobState.DONE:

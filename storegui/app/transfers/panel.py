@@ -151,13 +151,16 @@ class TransferListModel(QAbstractTableModel):
                 return job.title
             if column == PROGRESS:
                 return self._progress(job)[1]
+            moving = job.state is JobState.RUNNING and job.moving
             if column == RATE:
-                return format_rate(job.rate) if job.state is JobState.RUNNING else ""
+                return format_rate(job.rate) if moving else ""
             if column == REMAINING:
-                return format_duration(job.remaining) if job.state is JobState.RUNNING else ""
+                return format_duration(job.remaining) if moving else ""
             if column == STATE:
                 if self._queue.is_cancelling(job):
                     return "Cancelling…"
+                if job.state is JobState.RUNNING and not moving:
+                    return "Waiting"  # started, but no byte moved yet (e.g. for a lock)
                 return job.state.label
             if column == ACTION:
                 return action_text(job)
@@ -178,7 +181,7 @@ class TransferListModel(QAbstractTableModel):
             return None, job.error_text, True
         if job.state is JobState.CANCELLED:
             return None, "Cancelled (nothing partial was kept)", False
-        if job.state is JobState.QUEUED:
+        if job.state is JobState.QUEUED or (job.state is JobState.RUNNING and not job.moving):
             waiting = format_size(job.total) if job.total is not None else ""
             return 0.0, f"Waiting{' (' + waiting + ')' if waiting else ''}", False
         text = format_progress(int(job.done), job.total)

@@ -58,6 +58,9 @@ DEFAULT_CONCURRENCY = 2
 MAX_CONCURRENCY = 8
 #: Finished jobs listed at most (the oldest successful ones go first).
 KEEP_FINISHED = 200
+#: How long (seconds) a queued job is held back while a job started before it has not
+#: moved bytes yet (see :meth:`TransferQueue._holding_back`).
+START_HOLD_LIMIT = 2.0
 
 
 class JobProgress(TransferProgress):
@@ -82,6 +85,14 @@ def _run_job(job: TransferJob, worker: Worker) -> Any:
 
 class TransferQueue(QObject):
     """Runs transfer jobs on a thread pool, at most ``concurrency`` at once, in order.
+
+    In order also means they start moving bytes in order, as far as the queue
+    can tell: a job waits to start while one started before it has not moved
+    a byte yet (for at most :data:`START_HOLD_LIMIT` seconds). Two imports
+    into one SQLite store take turns on its write lock, and a job that just
+    started would otherwise take the lock before the one waiting for it
+    since long (which sleeps between tries): the third large file of a drop
+    would be stored before the second.
 
     Signals (all on the GUI thread)
     -------------------------------
@@ -120,6 +131,7 @@ class TransferQueue(QObject):
         self._running: list[TransferJob] = []
         self._session: list[TransferJob] = []  # jobs since the queue was last idle
         self._concurrency = 1
+        self._held_since: float | None = None
         self.set_concurrency(concurrency)
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
@@ -269,8 +281,22 @@ class TransferQueue(QObject):
 
     # ------------------------------------------------------------------ running
 
+    def _holding_back(self) -> bool:
+        """Whether the next waiting job should not start yet (see the class docstring)."""
+        if not any(not job.moving and not job.worker.abort_requested
+                   for job in self._running if job.worker is not None):
+            self._held_since = None
+            return False
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        return now - self._held_since < START_HOLD_LIMIT
+
     def _start_ready(self) -> None:
         while self._waiting and len(self._running) < self._concurrency:
+            if self._holding_back():
+                break  # the timer's next tick tries again
+            self._held_since = None
             job = self._waiting.popleft()
             job.state = JobState.RUNNING
             job.started = time.monotonic()
@@ -297,6 +323,8 @@ class TransferQueue(QObject):
         now = time.monotonic()
         for job in self._running:
             job._sample(now)
+        if self._waiting:
+            self._start_ready()
         self.progressed.emit()
 
     def _job_of(self, sender: Any) -> TransferJob | None:
