@@ -222,6 +222,25 @@ def test_put_recursive_imports_a_folder(cli, ws, tmp_path):
     assert md["media_type"] == "image/png" and md["filename"] == "b.png"
 
 
+@pytest.mark.parametrize(("key", "says"), [
+    ("data/../x", "has a '..' part"), ("data/a//b", "has two in a row"),
+    ("data/./b", "has a '.' part"),
+])
+def test_put_refuses_keys_with_empty_dot_or_dot_dot_parts(cli, ws, tmp_path, monkeypatch, key,
+                                                          says):
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"x")
+    one_error_line(cli("put", key, str(src)), says)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"piped")))
+    one_error_line(cli("put", key, "-"), says)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "f.txt").write_bytes(b"y")
+    one_error_line(cli("put", key + "/", str(folder), "-r"), says)
+    with ws.open() as store:
+        assert not [k for k in store.keys() if ".." in k or "//" in k or "/./" in k]
+
+
 def test_put_from_stdin(cli, ws, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"piped bytes")))
     r = cli("put", "data/piped", "-", "--meta", "source=pipe")

@@ -20,6 +20,7 @@ from typing import Any
 from .. import APP_NAME, config
 from ..stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
 from ..stores.importing import DERIVED, import_file, import_stream, plan_import, unreadable_reason
+from ..stores.keys import check_path_key
 from ..stores.metadata import field_name_problem
 from ..stores.transfer.streaming import copy_stream
 from ..stores.value import Entry
@@ -207,6 +208,7 @@ def _check_writable(store: Any, key: str) -> None:
 
 
 def _put_one(store: Any, key: str, path: Path, extra: dict, force: bool) -> dict:
+    check_path_key(key)
     _check_writable(store, key)
     if not force and store.exists(key):
         raise CommandError(f"key {key!r} already exists (use --force to replace it)")
@@ -229,6 +231,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
     if args.file == "-":
         if not key or key.endswith("/"):
             parser.error(f"{key!r} is a folder: give the full key to store stdin as")
+        check_path_key(key)
         _check_writable(store, key)
         if not args.force and store.exists(key):
             raise CommandError(f"key {key!r} already exists (use --force to replace it)")
@@ -242,6 +245,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
         prefix = key if not key or key.endswith("/") else key + "/"
         plan = plan_import(prefix, [path])  # the files, keys and skips of a drop, too
         for planned in plan.files:
+            check_path_key(planned.key)
             _check_writable(store, planned.key)
             if not args.force and store.exists(planned.key):
                 raise CommandError(f"key {planned.key!r} already exists "

@@ -39,6 +39,37 @@ def check_key(key: Any, store: Any = None) -> str:
     return key
 
 
+def path_key_problem(key: str, delimiter: str = "/") -> str | None:
+    """Why ``key`` is a poor name for a *new* key in a folder tree, or None if it is fine.
+
+    Stores accept any :func:`check_key` key (the contract keeps ``a/../b`` and
+    ``a//b`` round-tripping), but the tree would show such a key under a folder
+    named ``..``, ``.`` or with no name at all. Where people make up new keys
+    (the command line's ``put``), refuse keys with an empty, ``.`` or ``..``
+    part instead (a key that ends with the delimiter is a folder, not a key).
+    """
+    parts = key.split(delimiter)
+    if "" in parts:
+        where = ("starts with" if parts[0] == "" else
+                 "ends with" if parts[-1] == "" else "has two in a row:")
+        return (f"key {key!r} {where} {delimiter!r} (an empty folder name); "
+                f"folder names between {delimiter!r} must not be empty")
+    for part in (".", ".."):
+        if part in parts:
+            return (f"key {key!r} has a {part!r} part; keys are not resolved like file "
+                    f"paths, so {part!r} would be a folder of that name")
+    return None
+
+
+def check_path_key(key: Any, store: Any = None) -> str:
+    """:func:`check_key`, then :func:`path_key_problem` (raised as :class:`InvalidKeyError`)."""
+    key = check_key(key, store)
+    problem = path_key_problem(key)
+    if problem:
+        raise InvalidKeyError(problem, key, store)
+    return key
+
+
 def check_prefix(prefix: Any) -> str:
     """Return ``prefix`` if it is a string usable as a key prefix ('' allowed)."""
     if not isinstance(prefix, str):
