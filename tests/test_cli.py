@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +248,13 @@ def test_put_from_stdin(cli, ws, monkeypatch):
     assert r.code == 0, r.err
     data, md, _ = read(ws, "data/piped")
     assert data == b"piped bytes"
-    assert md == {"source": "pipe", "size": 11, "sha256": hashlib.sha256(data).hexdigest()}
+    mtime = md.pop("mtime")
+    assert abs(mtime - time.time()) < 60
+    assert md == {"source": "pipe", "size": 11, "sha256": hashlib.sha256(data).hexdigest(),
+                  "media_type": "text/plain"}
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"%PDF-1.4\n\x00\xff")))
+    assert cli("put", "data/piped.bin", "-").code == 0
+    assert read(ws, "data/piped.bin")[1]["media_type"] == "application/pdf"
 
 
 def test_get_refuses_to_overwrite_without_force(cli, tmp_path):

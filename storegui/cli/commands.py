@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import APP_NAME, config
 from ..stores.errors import ReadOnlyError, StoreError, no_room_reason, write_error
-from ..stores.importing import DERIVED, import_file, import_stream, plan_import, unreadable_reason
+from ..stores.importing import DERIVED, import_file, import_piped, plan_import, unreadable_reason
 from ..stores.keys import check_path_key
 from ..stores.metadata import field_name_problem
 from ..stores.transfer.streaming import copy_stream
@@ -236,7 +236,7 @@ def cmd_put(store: Any, args: argparse.Namespace, parser: argparse.ArgumentParse
         if not args.force and store.exists(key):
             raise CommandError(f"key {key!r} already exists (use --force to replace it)")
         with _writing(store, key), ProgressBar(key) as bar:
-            md = import_stream(store, key, sys.stdin.buffer, extra, progress=bar)
+            md = import_piped(store, key, sys.stdin.buffer, extra, progress=bar)
         results: Any = {"key": key, "metadata": md}
     elif args.recursive:
         path = Path(args.file)

@@ -130,8 +130,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     p = verb("put", "store a file as a key",
              "Store FILE (or '-' for stdin) as KEY, with metadata filename, size, mtime, "
-             "media_type and sha256. A KEY ending with '/' is a folder: the file's name is "
-             "appended.")
+             "media_type and sha256 (stdin: no filename, mtime is the time of the write and "
+             "media_type is guessed from the first bytes). A KEY ending with '/' is a "
+             "folder: the file's name is appended. A KEY with an empty, '.' or '..' part "
+             "is refused.")
     p.add_argument("key", metavar="KEY")
     p.add_argument("file", metavar="FILE|-")
     p.add_argument("--meta", action="append", type=assignment, default=[],

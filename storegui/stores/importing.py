@@ -39,10 +39,13 @@ are absent. When the bytes change by another route than an import:
 
 from __future__ import annotations
 
+import codecs
 import errno
+import io
 import mimetypes
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +169,116 @@ def import_stream(
         reader.close()  # ends its hashing thread, if it started one
     md.update(measured)
     return md
+
+
+#: Leading bytes of common formats (offset, magic, media type), checked in order.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (0, b"%PDF-", "application/pdf"),
+    (0, b"PK\x03\x04", "application/zip"),
+    (0, b"\x1f\x8b", "application/gzip"),
+    (0, b"BZh", "application/x-bzip2"),
+    (0, b"\xfd7zXZ\x00", "application/x-xz"),
+    (0, b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (0, b"\x28\xb5\x2f\xfd", "application/zstd"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+    (0, b"SQLite format 3\x00", "application/vnd.sqlite3"),
+    (0, b"\x89HDF\r\n\x1a\n", "application/x-hdf5"),
+    (0, b"PAR1", "application/vnd.apache.parquet"),
+    (0, b"OggS", "audio/ogg"),
+    (0, b"ID3", "audio/mpeg"),
+    (0, b"fLaC", "audio/flac"),
+    (257, b"ustar", "application/x-tar"),
+)
+_RIFF = {b"WEBP": "image/webp", b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo"}
+#: How many leading bytes :func:`sniff_media_type` looks at.
+SNIFF_BYTES = 8192
+
+
+def sniff_media_type(head: bytes, name: str = "") -> str:
+    """The media type of data starting with ``head`` (its first :data:`SNIFF_BYTES`).
+
+    Magic bytes of common formats first; else text (valid UTF-8 without NUL
+    characters) is ``text/plain``, or the text type the key ``name`` suggests
+    (``.json``, ``.csv``, ``.md``...); else ``application/octet-stream``.
+    """
+    for offset, magic, kind in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] in _RIFF:
+        return _RIFF[head[8:12]]
+    if b"\x00" in head:
+        return DEFAULT_MEDIA_TYPE
+    try:
+        # final=False: a character cut off by the end of ``head`` is not an error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return DEFAULT_MEDIA_TYPE
+    by_name = mimetypes.guess_type(name, strict=False)[0] if name else None
+    if by_name and (by_name.startswith("text/") or by_name in _TEXT_TYPES):
+        return by_name
+    return "text/plain"
+
+
+_TEXT_TYPES = {"application/json", "application/xml", "application/x-yaml",
+               "application/yaml", "application/javascript", "application/x-sh",
+               "application/toml"}
+
+
+class _Rejoined(io.RawIOBase):
+    """``head`` then the rest of ``stream``: a stream whose first bytes were read already."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def import_piped(
+    store: Any,
+    key: str,
+    stream: BinaryIO,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> dict[str, Any]:
+    """:func:`import_stream` of data with no file behind it (``storegui put KEY -``).
+
+    Besides ``size`` and ``sha256`` the key gets ``media_type``
+    (:func:`sniff_media_type` of the first bytes and the key's name) and
+    ``mtime``, the time of the write; ``metadata`` given for either wins.
+    """
+    head = b""
+    while len(head) < SNIFF_BYTES:  # a pipe may give fewer bytes per read than asked
+        chunk = stream.read(SNIFF_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    md: dict[str, Any] = {"media_type": sniff_media_type(head, key.rsplit("/", 1)[-1]),
+                          "mtime": time.time()}
+    md.update(metadata or {})
+    with io.BufferedReader(_Rejoined(head, stream), buffer_size) as joined:
+        return import_stream(store, key, joined, md, progress=progress, cancel=cancel,
+                             buffer_size=buffer_size)
 
 
 def import_file(
