@@ -444,3 +444,23 @@ def test_an_mtime_field_shows_a_local_date_and_time_and_edits_the_number(qtbot, 
     with qtbot.waitSignal(panel.metadataApplied):
         panel.apply()
     assert store.get_metadata("work/timed.txt")["mtime"] == 1700000100.5
+
+
+def test_the_table_keeps_four_rows_and_does_not_move_when_a_problem_appears(qtbot, panel):
+    show(qtbot, panel, "work/survey.csv")
+    table = panel.table
+    rows = table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= 4 * rows + table.horizontalHeader().height()
+    panel.resize(600, 200)  # squeezed, as by an open dock: the table keeps its four rows
+    qtbot.waitUntil(lambda: panel.height() == panel.minimumSizeHint().height()
+                    or panel.height() >= 200)
+    assert table.height() >= table.minimumHeight()
+    before = table.geometry()
+    panel.model.setData(cell(panel, row_of(panel, "count"), VALUE), "many")
+    panel.model.setData(cell(panel, row_of(panel, "ratio"), VALUE), "half")
+    assert panel.problems_label.isVisible()
+    assert panel.problems_label.text() == (
+        "Row 2 (count): 'many' is not an integer\n… and 1 more (hover to see them all)")
+    assert "Row 3 (ratio): 'half' is not a number" in panel.problems_label.toolTip()
+    QCoreApplication.processEvents()
+    assert table.geometry() == before

@@ -40,6 +40,8 @@ from .metadata_table import (
 )
 
 HINT = "Select a key to see its metadata"
+MIN_VISIBLE_ROWS = 4
+PROBLEM_LINES = 2
 REMOTE_NOTE = ("This key is only in the backing store: applying makes a local copy that "
                "shadows the backing one. Push it to publish the change.")
 
@@ -156,6 +158,9 @@ class MetadataPanel(QWidget):
         rows.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         rows.setDefaultSectionSize(self.fontMetrics().height() + 12)
+        # At least four rows stay in view, however little room the docks leave.
+        self.table.setMinimumHeight(MIN_VISIBLE_ROWS * rows.defaultSectionSize()
+                                    + header.sizeHint().height() + 2 * self.table.frameWidth())
         layout.addWidget(self.table, 1)
         remove = QShortcut(QKeySequence.StandardKey.Delete, self.table)
         remove.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -166,6 +171,14 @@ class MetadataPanel(QWidget):
         self.problems_label.setWordWrap(True)
         self.problems_label.setStyleSheet(f"color: {error_colour()};")
         self.problems_label.setTextFormat(Qt.TextFormat.PlainText)
+        # Its room is kept while there is no problem, so the rows do not move
+        # under the cursor when one appears: two lines, the full list in the tooltip.
+        self.problems_label.setFixedHeight(
+            PROBLEM_LINES * self.problems_label.fontMetrics().lineSpacing() + 4)
+        self.problems_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        policy = self.problems_label.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.problems_label.setSizePolicy(policy)
         layout.addWidget(self.problems_label)
 
         self.apply_error_label = QLabel(self)
@@ -448,15 +461,19 @@ class MetadataPanel(QWidget):
         problems = self.model.problems() if loaded else []
         if problems:
             lines = []
-            for p in problems[:8]:
+            for p in problems:
                 name = self.model.rows()[p.row][0]
                 which = f"Row {p.row + 1} ({name})" if name else f"Row {p.row + 1} (no name yet)"
                 lines.append(f"{which}: {p.message}")
-            if len(problems) > 8:
-                lines.append(f"… and {len(problems) - 8} more")
-            self.problems_label.setText("\n".join(lines))
+            shown = lines[0]
+            if len(lines) > 1:
+                shown += f"\n… and {len(lines) - 1} more (hover to see them all)"
+            self.problems_label.setText(shown)
+            self.problems_label.setToolTip("\n".join(lines[:20] + (
+                [f"… and {len(lines) - 20} more"] if len(lines) > 20 else [])))
         else:
             self.problems_label.clear()
+            self.problems_label.setToolTip("")
         self.problems_label.setVisible(bool(problems))
         self.apply_error_label.setVisible(bool(self.apply_error_label.text()))
 
