@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         self.transfer_dock.setWidget(self.transfer_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfer_dock)
         self.transfer_dock.hide()
+        self.transfer_dock.visibilityChanged.connect(self._fit_transfer_dock)
 
         self.statusBar().addPermanentWidget(self.transfer_status)
 
@@ -505,6 +506,15 @@ class MainWindow(QMainWindow):
         # bar shows their progress) until the queue is idle; a failure opens it.
         if not self._transfers_dismissed:
             self.show_transfers()
+
+    def _fit_transfer_dock(self, visible: bool) -> None:
+        # Opened, the Transfers dock takes at most a quarter of the window, so the
+        # metadata table and the tree keep their rows (a smaller height set by hand stays).
+        if visible:
+            QTimer.singleShot(0, lambda: self.resizeDocks(
+                [self.transfer_dock],
+                [min(self.transfer_dock.height(), max(self.height() // 4, 150))],
+                Qt.Orientation.Vertical))
 
     def _on_transfer_dock_visibility(self, visible: bool) -> None:
         if not visible and self.transfers.is_busy() and not self._closing \

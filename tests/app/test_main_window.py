@@ -665,3 +665,16 @@ def test_closing_the_window_asks_about_unapplied_metadata(
         return
     qtbot.waitUntil(lambda: not window.isVisible())
     assert mount_kind(workspace) == ("edited" if answer == "apply" else "mount")
+
+
+def test_with_the_transfers_dock_open_the_metadata_table_keeps_four_rows(qtbot, window):
+    open_folder(qtbot, window, "work/")
+    select(qtbot, window, "work/local.txt")
+    window.resize(1100, 700)
+    window.show_transfers()
+    dock = window.transfer_dock
+    qtbot.waitUntil(lambda: dock.isVisible() and dock.height() <= max(window.height() // 4, 150)
+                    or dock.height() <= dock.minimumSizeHint().height())
+    table = window.metadata_panel.table
+    rows = table.verticalHeader().defaultSectionSize()
+    qtbot.waitUntil(lambda: table.viewport().height() >= 4 * rows)
