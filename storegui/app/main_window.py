@@ -511,7 +511,7 @@ class MainWindow(QMainWindow):
         # Opened, the Transfers dock takes at most a quarter of the window, so the
         # metadata table and the tree keep their rows (a smaller height set by hand stays).
         if visible:
-            QTimer.singleShot(0, lambda: self.resizeDocks(
+            QTimer.singleShot(0, self, lambda: self.resizeDocks(
                 [self.transfer_dock],
                 [min(self.transfer_dock.height(), max(self.height() // 4, 150))],
                 Qt.Orientation.Vertical))
