@@ -545,7 +545,8 @@ def test_push_many_tries_every_target_and_lists_the_failures(store, mount, backi
     pushed = store.push_many(["a/b/k1"], report=lambda t, keys, exc: seen.append((t, keys, exc)))
     assert pushed == ["a/b/k1"] and seen == [("a/b/k1", ["a/b/k1"], None)]
     put(mount, "k1", b"1")
-    with pytest.raises(KeyError, match="no such key .a/b/missing.") as info:  # one failure: its own error
+    # one failure: its own error
+    with pytest.raises(KeyError, match="no such key .a/b/missing.") as info:
         store.push_many(["a/b/missing", "a/b/k1"])
     assert "k1" not in list(mount.keys())
     put(mount, "k1", b"1")
