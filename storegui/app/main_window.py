@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         self.right_splitter.setObjectName("detailsSplitter")
         self.right_splitter.addWidget(self.metadata_panel)
         self.right_splitter.addWidget(self.preview_panel)
-        self.right_splitter.setSizes([380, 300])
+        self.right_splitter.setSizes([430, 250])
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
         left = QWidget(self)
