@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 _ACTIVE: set[Worker] = set()
 
 
+
+class _Aborted(Exception):
+    """A generator function stopped at a ``yield`` by :meth:`Worker.quit`."""
+
 class _Runnable(QRunnable):
     def __init__(self, worker: Worker) -> None:
         super().__init__()
@@ -122,32 +126,39 @@ class Worker(QObject):
 
     def _run(self) -> None:
         self._emit(self.started)
+        # The outcome is emitted only once is_done() is true: a slot that reacts to it
+        # (say, by disconnecting the store the function used) finds the function over.
+        outcome: tuple[Any, ...] = (self.aborted,)
         try:
-            if self.abort_requested:
-                self._emit(self.aborted)
-                return
-            result = self._fn(*self._args, **self._kwargs)
-            if inspect.isgenerator(result):
-                try:
-                    for value in result:
-                        if self.abort_requested:
-                            break
-                        self._emit(self.yielded, value)
-                        if self.abort_requested:
-                            break
-                finally:
-                    result.close()
-                if self.abort_requested:
-                    self._emit(self.aborted)
-                    return
-                result = None
-            self._emit(self.returned, result)
+            if not self.abort_requested:
+                outcome = (self.returned, self._call())
+        except _Aborted:
+            outcome = (self.aborted,)
         except Exception as exc:  # delivered to the GUI, which shows it to the user
             log.debug("worker %r failed", self._fn, exc_info=True)
-            self._emit(self.errored, exc)
+            outcome = (self.errored, exc)
         finally:
             self._done.set()
+            self._emit(*outcome)
             self._emit(self.finished)
+
+    def _call(self) -> Any:
+        """Run the function (a generator's values go out through ``yielded``); its result."""
+        result = self._fn(*self._args, **self._kwargs)
+        if not inspect.isgenerator(result):
+            return result
+        try:
+            for value in result:
+                if self.abort_requested:
+                    break
+                self._emit(self.yielded, value)
+                if self.abort_requested:
+                    break
+        finally:
+            result.close()
+        if self.abort_requested:
+            raise _Aborted
+        return None
 
     def _forget(self) -> None:
         _ACTIVE.discard(self)
