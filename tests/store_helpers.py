@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 from storegui.stores import MemoryStore
 
@@ -42,4 +44,39 @@ class FullDisk(MemoryStore):
     def _put(self, key, data, metadata_text, buffer_size):
         if self.full:
             raise OSError(28, "No space left on device")
+        return super()._put(key, data, metadata_text, buffer_size)
+
+
+class GatedBacking(MemoryStore):
+    """A real MemoryStore whose streamed writes, once ``armed``, pause after the first chunk.
+
+    ``started`` is set when a write pauses; it goes on when ``proceed`` is set
+    (or after 10 s). With ``cancellable`` it polls the incoming stream with
+    0-byte reads while paused, so a cancel of the transfer ends the pause (the
+    stream raises TransferCancelled); without, only ``proceed`` does.
+    """
+
+    def __init__(self, cancellable: bool = True) -> None:
+        super().__init__()
+        self.started, self.proceed = threading.Event(), threading.Event()
+        self.armed = False
+        self.cancellable = cancellable
+
+    def _put(self, key, data, metadata_text, buffer_size):
+        if data is not None and self.armed:
+            source, started, proceed = data, self.started, self.proceed
+            poll = self.cancellable
+
+            class Gate:
+                def read(self, n=-1):
+                    chunk = source.read(n)
+                    if not started.is_set():
+                        started.set()
+                        deadline = time.monotonic() + 10
+                        while not proceed.wait(0.01 if poll else 10) \
+                                and time.monotonic() < deadline:
+                            if poll:
+                                source.read(0)
+                    return chunk
+            data = Gate()
         return super()._put(key, data, metadata_text, buffer_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sample_stores import MOUNT_POINT, TOP, WORK, GatedMemoryStore, fill
-from store_helpers import FullDisk
+from store_helpers import FullDisk, GatedBacking
 
 from storegui.app import MainWindow, run, workspace_from_args
 from storegui.app.dialogs.workspace import WorkspaceDialog
@@ -260,35 +259,12 @@ def test_errors_from_workers_reach_the_user(qtbot, make_window, workspace, dialo
     assert origin(window, "work/local.txt") == "local"
 
 
-class SlowBacking(MemoryStore):
-    """A backing store whose first write, once ``armed``, holds after its first chunk.
-
-    ``started`` is set when it holds; it goes on when ``proceed`` is set (or after 10 s).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.armed = False
-        self.started, self.proceed = threading.Event(), threading.Event()
-
-    def _put(self, key, data, metadata_text, buffer_size):
-        if data is not None and self.armed:
-            source, started, proceed = data, self.started, self.proceed
-
-            class Gate:
-                def read(self, n=-1):
-                    chunk = source.read(n)
-                    if not started.is_set():
-                        started.set()
-                        proceed.wait(10)
-                    return chunk
-            data = Gate()
-        return super()._put(key, data, metadata_text, buffer_size)
 
 
 def pushing_big_key(qtbot, make_window, workspace) -> tuple[MainWindow, MountedStore]:
-    """A window whose push of work/big.bin (3 MB) holds in the slow backing store."""
-    store = sample_workspace_store(SlowBacking())
+    """A window whose push of work/big.bin (3 MB) holds in the gated backing store."""
+    # Held until ``proceed``: a cancel does not release it.
+    store = sample_workspace_store(GatedBacking(cancellable=False))
     store.mount_store.from_bytes("big.bin", os.urandom(3 << 20))
     store.backing_store.armed = True
     window = make_window(workspace, store)

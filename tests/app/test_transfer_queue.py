@@ -11,7 +11,7 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 from sample_stores import MOUNT_POINT, fill
-from store_helpers import FullDisk
+from store_helpers import FullDisk, GatedBacking
 from test_main_window import action, open_folder, origin, select
 
 from storegui.app.dnd.dropped_files import ImportItem, import_large_file
@@ -59,33 +59,6 @@ def push_in_window(qtbot, make_window, workspace, mount, backing, key):
     return window, window.transfers.jobs[-1]
 
 
-class GatedBacking(MemoryStore):
-    """A real MemoryStore whose streamed writes pause after the first chunk until released.
-
-    While paused it polls the incoming stream with 0-byte reads, so a cancel
-    of the transfer ends the pause (the stream raises TransferCancelled).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started, self.proceed = threading.Event(), threading.Event()
-        self.armed = False
-
-    def _put(self, key, data, metadata_text, buffer_size):
-        if data is not None and self.armed:
-            source, started, proceed = data, self.started, self.proceed
-
-            class Gate:
-                def read(self, n=-1):
-                    chunk = source.read(n)
-                    if not started.is_set():
-                        started.set()
-                        deadline = time.monotonic() + 10
-                        while not proceed.wait(0.01) and time.monotonic() < deadline:
-                            source.read(0)
-                    return chunk
-            data = Gate()
-        return super()._put(key, data, metadata_text, buffer_size)
 
 
 # ---------------------------------------------------------------------- the queue
