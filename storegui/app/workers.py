@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 _ACTIVE: set[Worker] = set()
 
 
-
 class _Aborted(Exception):
     """A generator function stopped at a ``yield`` by :meth:`Worker.quit`."""
 

@@ -38,7 +38,6 @@ def fill(backing: Any, mount: Any) -> None:
         mount.from_bytes(key, data, {"kind": "mount", "name": key})
 
 
-
 class GatedMemoryStore(MemoryStore):
     """A real MemoryStore whose listings and reads wait for ``release()`` once ``hold()`` is on.
 

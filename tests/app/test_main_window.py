@@ -259,8 +259,6 @@ def test_errors_from_workers_reach_the_user(qtbot, make_window, workspace, dialo
     assert origin(window, "work/local.txt") == "local"
 
 
-
-
 def pushing_big_key(qtbot, make_window, workspace) -> tuple[MainWindow, MountedStore]:
     """A window whose push of work/big.bin (3 MB) holds in the gated backing store."""
     # Held until ``proceed``: a cancel does not release it.

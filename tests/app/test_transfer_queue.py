@@ -59,8 +59,6 @@ def push_in_window(qtbot, make_window, workspace, mount, backing, key):
     return window, window.transfers.jobs[-1]
 
 
-
-
 # ---------------------------------------------------------------------- the queue
 
 

@@ -98,11 +98,7 @@ class _Source(io.RawIOBase):
             raise
 
 
-
-
 _MAX_FOLDER_WALKS = 64
-
-
 
 
 class Snapshot:

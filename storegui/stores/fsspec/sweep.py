@@ -30,7 +30,5 @@ MAX_MARKERS = 64
 MAX_REPAIRS = 16
 
 
-
-
 async def _none() -> Any:
     return None

@@ -97,8 +97,6 @@ def mount_region(mount_point: str, prefix: str) -> str | None:
     return None
 
 
-
-
 # ---------------------------------------------------------------------------- the rules
 
 #: Origins of a key (or folder) that has a mount copy (or mount copies under it).

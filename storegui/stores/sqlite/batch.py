@@ -44,8 +44,6 @@ _BYTES_IO = frozenset({io.BytesIO})
 _CLOSED = attrgetter("closed")
 
 
-
-
 def insert_new_keys(conn: sqlite3.Connection, keys: list[str], sizes: list[int],
                     inline: list[bytes], batch: BatchIndex, now: float) -> bool:
     """Insert rows for new ``keys`` with inline data, and their index rows.

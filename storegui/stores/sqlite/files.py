@@ -74,7 +74,6 @@ DEFAULT_EXTERNAL_FROM = 1 << 20
 UNSYNCED_MAX = 4096
 
 
-
 def remaining_size(stream: Any) -> int | None:
     """How many bytes ``stream`` has left, if cheaply known (a hint, not a promise).
 

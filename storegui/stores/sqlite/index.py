@@ -369,7 +369,6 @@ def _digest(text: str) -> str:
     return "#" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-
 def query_page_sql(n_criteria: int, with_metadata: bool = True) -> str:
     """One page of an equality query: rows ``(key_id, key, metadata)`` in key_id order.
 

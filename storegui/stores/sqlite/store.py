@@ -86,8 +86,6 @@ def _inline_value(data: bytes, metadata: str, size: int, created: float,
     return Value(lambda: io.BytesIO(data), metadata, size, created, modified)
 
 
-
-
 log = logging.getLogger(__name__)
 
 _FILES_SQL = ("SELECT b.file FROM keys AS k JOIN blobs AS b ON b.id = k.blob_id"
